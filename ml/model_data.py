@@ -1,0 +1,134 @@
+"""Model matrices built from hourly feature rows, for training and for 72-hour scoring.
+
+A forecast issued at the start of hour ``c`` (using only data before ``c``) covers target hours
+``c, c + 1, ..., c + H - 1``; horizon ``k`` (1..H) is the target ``c + k - 1``. One model serves
+every horizon: its inputs are the state at the cut-off (lagged counts, last observed weather),
+the calendar of the target hour, and the horizon itself.
+
+For training, every (cell, cut-off hour) row of the training window gets one horizon drawn
+uniformly from 1..H with a seeded generator, and its label is whether the cell had a violent
+incident in the target hour; targets past the window's end are left out, so no label comes from
+after the training cut-off.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+
+from ml.features import HOUR, calendar_features
+
+logger = logging.getLogger(__name__)
+
+STATE_COLUMNS = (
+    "violent_1d", "violent_3d", "violent_7d", "violent_28d", "crime_7d", "hours_since_violent",
+    "temperature_f", "precipitation_in", "relative_humidity", "wind_speed_mph", "weather_missing",
+)
+TARGET_COLUMNS = (
+    "target_local_hour", "target_hour_sin", "target_hour_cos", "target_day_of_week",
+    "target_weekday_sin", "target_weekday_cos", "target_month", "target_is_holiday",
+)
+MODEL_INPUTS = STATE_COLUMNS + TARGET_COLUMNS + ("horizon_hours",)
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    features: np.ndarray        # float32, rows x len(MODEL_INPUTS)
+    labels: np.ndarray          # int8, 1 when the target hour had a violent incident
+    target_hours: np.ndarray    # int64 hours since 1970-01-01 UTC, for time-based splits
+    feature_names: list[str]
+
+    @property
+    def base_rate(self) -> float:
+        return float(self.labels.mean()) if self.labels.size else float("nan")
+
+
+def target_calendar_matrix(local_hour: np.ndarray, day_of_week: np.ndarray, month: np.ndarray,
+                           is_holiday: np.ndarray) -> np.ndarray:
+    """Calendar inputs of target hours, with sine and cosine terms for the daily and weekly cycles."""
+    hour_angle = 2 * np.pi * local_hour / 24
+    week_angle = 2 * np.pi * (day_of_week * 24 + local_hour) / 168
+    return np.column_stack([
+        local_hour, np.sin(hour_angle), np.cos(hour_angle), day_of_week,
+        np.sin(week_angle), np.cos(week_angle), month, is_holiday,
+    ]).astype(np.float32)
+
+
+def panel_arrays(panel: pl.DataFrame, columns: tuple[str, ...], n_cells: int) -> dict[str, np.ndarray]:
+    """Reshape columns of a panel sorted by (hour, cell_id) into [hours, cells] arrays."""
+    n_hours = panel.height // n_cells
+    arrays = {}
+    for name in columns:
+        values = panel[name].cast(pl.Float32).to_numpy()
+        arrays[name] = values.reshape(n_hours, n_cells)
+    return arrays
+
+
+def build_training_set(panel: pl.DataFrame, n_cells: int, horizon_hours: int,
+                       rng: np.random.Generator) -> TrainingSet:
+    """Draw one horizon per (cut-off hour, cell) row and pair its state with its target's label."""
+    if panel.height == 0 or panel.height % n_cells:
+        raise ValueError(f"feature panel has {panel.height} rows, not a whole number of hours "
+                         f"for {n_cells} cells; rebuild the features for the training window")
+    n_hours = panel.height // n_cells
+    state = panel_arrays(panel, STATE_COLUMNS, n_cells)
+    calendar = panel_arrays(panel, ("local_hour", "day_of_week", "month", "is_holiday"), n_cells)
+    violent = panel["violent_count"].to_numpy().reshape(n_hours, n_cells)
+    hours = panel["hour"].dt.epoch("s").to_numpy().reshape(n_hours, n_cells)[:, 0] // 3600
+
+    horizons = rng.integers(1, horizon_hours + 1, size=(n_hours, n_cells))
+    cutoff_index = np.repeat(np.arange(n_hours)[:, None], n_cells, axis=1)
+    target_index = cutoff_index + horizons - 1
+    keep = target_index < n_hours
+    cell_index = np.broadcast_to(np.arange(n_cells), (n_hours, n_cells))
+
+    cutoffs, cells, targets = cutoff_index[keep], cell_index[keep], target_index[keep]
+    state_matrix = np.column_stack([state[name][cutoffs, cells] for name in STATE_COLUMNS])
+    target_matrix = target_calendar_matrix(*(calendar[name][targets, 0] for name in
+                                             ("local_hour", "day_of_week", "month", "is_holiday")))
+    features = np.column_stack([state_matrix, target_matrix,
+                                horizons[keep].astype(np.float32)]).astype(np.float32)
+    labels = (violent[targets, cells] > 0).astype(np.int8)
+
+    logger.info("training set: %d rows from %d hours x %d cells, %d positives (base rate %.5f)",
+                labels.size, n_hours, n_cells, int(labels.sum()), labels.mean() if labels.size else 0.0)
+    return TrainingSet(features, labels, hours[targets].astype(np.int64), list(MODEL_INPUTS))
+
+
+def build_scoring_frame(cutoff_rows: pl.DataFrame, horizon_hours: int, time_zone: str,
+                        holiday_country: str, holiday_subdivision: str | None) -> tuple[pl.DataFrame, np.ndarray]:
+    """Expand feature rows at cut-off hours into one row per (issued_at, cell, horizon).
+
+    Returns the key frame (issued_at, cell_id, hour, horizon_hours) and the float32 input matrix
+    in ``MODEL_INPUTS`` order.
+    """
+    n_rows = cutoff_rows.height
+    horizons = np.tile(np.arange(1, horizon_hours + 1), n_rows)
+    row_index = np.repeat(np.arange(n_rows), horizon_hours)
+
+    issued_at = cutoff_rows["hour"].gather(row_index)
+    keys = pl.DataFrame({
+        "issued_at": issued_at,
+        "cell_id": cutoff_rows["cell_id"].gather(row_index),
+        "horizon_hours": horizons.astype(np.int16),
+    }).with_columns((pl.col("issued_at") + pl.duration(hours=pl.col("horizon_hours") - 1)).alias("hour"))
+
+    distinct_targets = keys["hour"].unique().sort()
+    calendar = calendar_features(distinct_targets, time_zone, holiday_country, holiday_subdivision)
+    target_calendar = keys.select("hour").join(calendar, on="hour", how="left", maintain_order="left")
+
+    state = np.column_stack([cutoff_rows[name].cast(pl.Float32).to_numpy() for name in STATE_COLUMNS])
+    target_matrix = target_calendar_matrix(
+        *(target_calendar[name].cast(pl.Float32).to_numpy() for name in
+          ("local_hour", "day_of_week", "month", "is_holiday")))
+    features = np.column_stack([state[row_index], target_matrix,
+                                horizons.astype(np.float32)]).astype(np.float32)
+    return keys.select("issued_at", "cell_id", "hour", "horizon_hours"), features
+
+
+def hours_between(start: datetime, end: datetime) -> int:
+    return int((end - start) / HOUR)

@@ -1,0 +1,92 @@
+"""Audit gates (the data input audit): Great Expectations suites run as Dagster asset checks.
+
+``BLOCKING_CHECKS`` lists the checks of ERROR severity: when one fails, or GX cannot evaluate it,
+Dagster skips every asset downstream of the checked table in the same run. The others are WARN
+checks: recorded and shown in the UI, never blocking.
+"""
+
+
+from typing import Any
+
+import dagster as dg
+
+from orchestration.audit import SuiteOutcome, validate_table
+from orchestration.resources import RiskcastResource
+from orchestration.warehouse import connect
+
+INSIDE_BOX_SHARE = 0.999
+QUARANTINE_WARN_SHARE = 0.05
+BLOCKING_CHECKS = ("crime_incidents_input_audit",)
+
+
+def check_result(outcome: SuiteOutcome, severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:
+    failed = [f"{item.expectation}({item.column or ''}): {item.status}" + (f" - {item.message}" if item.message else "")
+              for item in outcome.outcomes if item.status != "passed"]
+    return dg.AssetCheckResult(
+        passed=outcome.passed,
+        severity=severity,
+        metadata={
+            "suite": dg.MetadataValue.text(outcome.suite),
+            "rows_validated": dg.MetadataValue.int(outcome.row_count),
+            "expectations_passed": dg.MetadataValue.int(outcome.count("passed")),
+            "expectations_failed": dg.MetadataValue.int(outcome.count("failed")),
+            "expectations_errored": dg.MetadataValue.int(outcome.count("error")),
+            "problems": dg.MetadataValue.md("\n".join(f"- {line}" for line in failed) or "none"),
+            "results": dg.MetadataValue.json(outcome.summary_rows()),
+        },
+    )
+
+
+def bounding_box_parameters(riskcast: RiskcastResource) -> dict[str, Any]:
+    box = riskcast.jurisdiction().bounding_box
+    return {"min_lat": box.min_lat, "max_lat": box.max_lat, "min_lon": box.min_lon,
+            "max_lon": box.max_lon, "inside_box_share": INSIDE_BOX_SHARE}
+
+
+@dg.asset_check(asset="stg_crimes__incidents", blocking=True,
+                description="GX input audit of staged incidents: required columns, timestamps, "
+                            "unique ids, coordinates inside the bounding box (ERROR: blocks downstream).")
+def crime_incidents_input_audit(context: dg.AssetCheckExecutionContext,
+                                riskcast: RiskcastResource) -> dg.AssetCheckResult:
+    outcome = validate_table(riskcast.settings().warehouse_path, "stg_crimes__incidents",
+                             bounding_box_parameters(riskcast))
+    context.log.info(f"crime input audit: {outcome.count('passed')} passed, "
+                     f"{outcome.count('failed')} failed, {outcome.count('error')} errors "
+                     f"on {outcome.row_count} rows")
+    return check_result(outcome, dg.AssetCheckSeverity.ERROR)
+
+
+@dg.asset_check(asset="fct_hourly_weather",
+                description="GX drift audit of hourly weather ranges (WARN: does not block).")
+def hourly_weather_drift_audit(context: dg.AssetCheckExecutionContext,
+                               riskcast: RiskcastResource) -> dg.AssetCheckResult:
+    outcome = validate_table(riskcast.settings().warehouse_path, "fct_hourly_weather")
+    context.log.info(f"weather audit: {outcome.count('failed')} failed of {len(outcome.outcomes)}")
+    return check_result(outcome, dg.AssetCheckSeverity.WARN)
+
+
+@dg.asset_check(asset="quarantine_crime_incidents",
+                description="Share of incidents quarantined, by reason (WARN above 5%).")
+def quarantine_share_check(context: dg.AssetCheckExecutionContext,
+                           riskcast: RiskcastResource) -> dg.AssetCheckResult:
+    with connect(riskcast.settings().warehouse_path, read_only=True) as connection:
+        total = connection.sql("SELECT count(*) FROM intermediate.int_incidents__located").fetchone()[0]
+        by_reason = dict(connection.sql(
+            "SELECT quarantine_reason, count(*) FROM marts.quarantine_crime_incidents GROUP BY 1 ORDER BY 1"
+        ).fetchall())
+    quarantined = sum(by_reason.values())
+    share = quarantined / total if total else 1.0
+    context.log.info(f"quarantined {quarantined} of {total} incidents ({share:.2%}): {by_reason}")
+    return dg.AssetCheckResult(
+        passed=share <= QUARANTINE_WARN_SHARE,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "incidents": dg.MetadataValue.int(total),
+            "quarantined": dg.MetadataValue.int(quarantined),
+            "quarantined_share": dg.MetadataValue.float(share),
+            "by_reason": dg.MetadataValue.json(by_reason),
+        },
+    )
+
+
+AUDIT_CHECKS = [crime_incidents_input_audit, hourly_weather_drift_audit, quarantine_share_check]

@@ -1,0 +1,131 @@
+"""The ``riskcast`` command: run the main job from a terminal.
+
+``riskcast demo`` runs the bundled synthetic demo; ``riskcast run --config FILE`` runs a run file.
+Both execute the same Dagster jobs the UI shows, in order (warehouse, features, training,
+scoring, evaluation), record them in the Dagster instance under ``RISKCAST_HOME/dagster``, stop at
+the first failed run, and print where the warehouse and the reports are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+
+from orchestration.definitions import (
+    CONFIG_VARIABLE,
+    EVALUATE_JOB,
+    FEATURES_JOB,
+    SCORE_JOB,
+    TRAIN_JOB,
+    WAREHOUSE_JOB,
+    build_definitions,
+)
+from orchestration.jurisdiction import ConfigError, default_run_config_path, load_jurisdiction, load_run_config
+from orchestration.partitions import partition_key
+from orchestration.settings import HOME_VARIABLE, RiskcastSettings
+from orchestration.warehouse import connect
+
+logger = logging.getLogger("riskcast")
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+class JobFailedError(RuntimeError):
+    """A Dagster run of the main job failed."""
+
+
+def run_job(definitions: dg.Definitions, instance: dg.DagsterInstance, name: str,
+            tags: dict[str, str] | None = None) -> None:
+    started = time.monotonic()
+    result = definitions.get_job_def(name).execute_in_process(instance=instance, tags=tags or {},
+                                                              raise_on_error=False)
+    elapsed = time.monotonic() - started
+    if not result.success:
+        failures = [f"{event.step_key}: {event.event_specific_data.error.message.strip()}"
+                    for event in result.all_events if event.is_step_failure]
+        detail = "\n".join(failures) or "see the run in the Dagster UI"
+        raise JobFailedError(f"{name} failed (run {result.run_id}):\n{detail}")
+    logger.info("%s finished in %.1f s (run %s)", name, elapsed, result.run_id)
+
+
+def range_tags(start: datetime, end: datetime) -> dict[str, str]:
+    """Tags that make one run cover the hourly partitions of ``[start, end)``."""
+    last = end - timedelta(hours=1)
+    return {RANGE_START_TAG: partition_key(start), RANGE_END_TAG: partition_key(last)}
+
+
+def run_main_job(config_path: Path, home: Path) -> RiskcastSettings:
+    run = load_run_config(config_path)
+    jurisdiction = load_jurisdiction(run.jurisdiction)
+    settings = RiskcastSettings(home=home, jurisdiction=jurisdiction.name)
+    settings.ensure_dirs()
+    os.environ[HOME_VARIABLE] = str(home)
+    os.environ[CONFIG_VARIABLE] = str(config_path.resolve())
+    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+
+    definitions = build_definitions(config_path.resolve(), home)
+    features_end = max(run.score.end, run.evaluate_window.end)
+    with dg.DagsterInstance.get() as instance:
+        run_job(definitions, instance, WAREHOUSE_JOB)
+        run_job(definitions, instance, FEATURES_JOB, range_tags(run.train.start, features_end))
+        run_job(definitions, instance, TRAIN_JOB)
+        run_job(definitions, instance, SCORE_JOB, range_tags(run.score.start, run.score.end))
+        run_job(definitions, instance, EVALUATE_JOB)
+    return settings
+
+
+def print_summary(settings: RiskcastSettings, synthetic: bool) -> None:
+    with connect(settings.warehouse_path, read_only=True) as connection:
+        scores = connection.sql("SELECT count(*) FROM main.risk_scores").fetchone()[0]
+        metrics = connection.sql(
+            "SELECT model, metric, value FROM main.evaluation_metrics "
+            "WHERE metric IN ('roc_auc', 'pai', 'tpr', 'fpr') ORDER BY model, metric").fetchall()
+    if synthetic:
+        print("NOTE: this run used the SYNTHETIC demo jurisdiction; no record in it is real.")
+    print(f"Warehouse:   {settings.warehouse_path}  (tables main.risk_scores: {scores:,} rows, "
+          f"main.evaluation_metrics)")
+    print(f"Reports:     {settings.reports_dir / 'model_metrics.html'}")
+    print(f"Models:      {settings.models_dir}  (each with manifest.json and MODEL_CARD.md)")
+    print(f"Dagster:     DAGSTER_HOME={settings.dagster_home} dagster dev -w workspace.yaml")
+    for model, metric, value in metrics:
+        print(f"  {model:<9} {metric:<8} {'n/a' if value is None else f'{value:.4f}'}")
+
+
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="riskcast", description="Hourly, place-based crime-risk forecasting.")
+    parser.add_argument("--home", type=Path, default=None,
+                        help="folder for the warehouse, models and reports (default: $RISKCAST_HOME or ./data)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("demo", help="run the main job on the bundled synthetic demo jurisdiction")
+    run_parser = commands.add_parser("run", help="run the main job on a run file")
+    run_parser.add_argument("--config", type=Path, required=True,
+                            help="run file: jurisdiction, extracts folder, train, score and evaluate windows")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    arguments = parse_arguments(argv)
+    home = (arguments.home or Path(os.environ.get(HOME_VARIABLE) or "data")).expanduser().resolve()
+    config_path = default_run_config_path() if arguments.command == "demo" else arguments.config
+
+    try:
+        settings = run_main_job(config_path, home)
+        synthetic = load_jurisdiction(load_run_config(config_path).jurisdiction).synthetic
+    except (ConfigError, JobFailedError) as error:
+        print(f"riskcast: {error}", file=sys.stderr)
+        return 1
+    print_summary(settings, synthetic)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

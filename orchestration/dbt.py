@@ -1,0 +1,107 @@
+"""The dbt project as Dagster assets: manifest preparation, asset keys and the dbt environment.
+
+dagster-dbt builds assets from dbt's ``manifest.json``. Riskcast parses the project once per
+version of its files and caches the manifest outside the source tree, keyed by a hash of the
+project's files, so loading the code location does not re-parse unchanged models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator
+
+from orchestration.jurisdiction import JurisdictionConfig
+from orchestration.settings import RiskcastSettings
+from orchestration.warehouse import spatial_extension_dir
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
+
+
+def dbt_executable() -> str:
+    return str(Path(sys.executable).parent / "dbt")
+
+
+def project_fingerprint() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(DBT_PROJECT_DIR.rglob("*")):
+        if path.is_file() and path.suffix in (".sql", ".yml", ".yaml", ".csv"):
+            digest.update(str(path.relative_to(DBT_PROJECT_DIR)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "riskcast" / "dbt"
+
+
+def dbt_environment(settings: RiskcastSettings) -> dict[str, str]:
+    return {
+        "RISKCAST_WAREHOUSE": str(settings.warehouse_path),
+        "RISKCAST_DUCKDB_EXTENSION_DIR": str(spatial_extension_dir()),
+        "DBT_LOG_PATH": str(settings.dbt_log_dir),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+
+
+def prepare_manifest() -> Path:
+    """Return the path of a manifest for the current project files, parsing when needed."""
+    target = cache_dir() / project_fingerprint()
+    manifest = target / "manifest.json"
+    if manifest.is_file():
+        return manifest
+
+    from dbt.cli.main import dbtRunner
+
+    target.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    result = dbtRunner().invoke([
+        "parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+        "--target-path", str(target), "--log-path", str(target / "logs"), "--quiet",
+    ])
+    if not result.success or not manifest.is_file():
+        raise RuntimeError(f"dbt parse of {DBT_PROJECT_DIR} failed: {result.exception}; run "
+                           f"`dbt parse --project-dir {DBT_PROJECT_DIR} --profiles-dir {DBT_PROJECT_DIR}` to see why")
+    return manifest
+
+
+def dbt_vars(jurisdiction: JurisdictionConfig) -> dict[str, Any]:
+    """Jurisdiction settings that the dbt models read with ``var()``."""
+    box = jurisdiction.bounding_box
+    weather = jurisdiction.weather
+    return {
+        "time_zone": jurisdiction.time_zone,
+        "crime_timestamp_format": jurisdiction.crimes.timestamp_format,
+        "weather_timestamp_format": weather.timestamp_format if weather else "%Y-%m-%d %H:%M",
+        "weather_utc_offset_hours": weather.utc_offset_hours if weather else 0,
+        "weather_routine_report_type": weather.routine_report_type if weather else "FM-15",
+        "data_start": jurisdiction.data_start.isoformat(),
+        "min_lat": box.min_lat,
+        "max_lat": box.max_lat,
+        "min_lon": box.min_lon,
+        "max_lon": box.max_lon,
+    }
+
+
+class RiskcastDbtTranslator(DagsterDbtTranslator):
+    """Names each model's asset after the model alone and puts it in the ``warehouse`` group.
+
+    Sources keep the asset keys their ``meta.dagster.asset_key`` gives, which are the raw assets.
+    """
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props.get("resource_type") in ("model", "seed", "snapshot"):
+            return dg.AssetKey(dbt_resource_props["name"])
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props.get("resource_type") in ("model", "seed", "snapshot"):
+            return "warehouse"
+        return super().get_group_name(dbt_resource_props)

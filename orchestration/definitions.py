@@ -1,0 +1,83 @@
+"""The Riskcast code location: assets, audit checks, jobs and resources for one run file.
+
+The run file comes from ``RISKCAST_CONFIG`` (default: the bundled synthetic demo) and the output
+folder from ``RISKCAST_HOME`` (default ``./data``); both are read when Dagster loads the code
+location, not at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from orchestration.assets.audits import AUDIT_CHECKS
+from orchestration.assets.evaluation import evaluation_metrics
+from orchestration.assets.features import build_features_asset
+from orchestration.assets.models import risk_ensemble
+from orchestration.assets.raw import raw_cells, raw_crime_incidents, raw_weather_observations
+from orchestration.assets.scoring import build_scoring_asset
+from orchestration.assets.warehouse import build_warehouse_assets, dbt_resource
+from orchestration.dbt import prepare_manifest
+from orchestration.jurisdiction import default_run_config_path, load_jurisdiction, load_run_config
+from orchestration.partitions import hourly_partitions
+from orchestration.resources import LocalExtractsSource, RiskcastResource
+from orchestration.settings import HOME_VARIABLE, RiskcastSettings
+
+CONFIG_VARIABLE = "RISKCAST_CONFIG"
+
+WAREHOUSE_JOB = "warehouse_job"
+FEATURES_JOB = "features_job"
+TRAIN_JOB = "train_job"
+SCORE_JOB = "score_job"
+EVALUATE_JOB = "evaluate_job"
+
+
+def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
+    run = load_run_config(run_config_path)
+    jurisdiction = load_jurisdiction(run.jurisdiction)
+    settings = RiskcastSettings(home=home, jurisdiction=jurisdiction.name)
+    partitions = hourly_partitions(jurisdiction)
+
+    warehouse = build_warehouse_assets(prepare_manifest())
+    features = build_features_asset(partitions)
+    scores = build_scoring_asset(partitions)
+    extracts = run.extracts_folder or settings.demo_extracts_dir
+
+    jobs = [
+        dg.define_asset_job(WAREHOUSE_JOB, selection=dg.AssetSelection.groups("raw", "warehouse"),
+                            description="Ingest the extracts, build the dbt warehouse and run the input audit."),
+        dg.define_asset_job(FEATURES_JOB, selection=[features], partitions_def=partitions,
+                            description="Build hourly cell features for a range of hours in one run."),
+        dg.define_asset_job(TRAIN_JOB, selection=[risk_ensemble],
+                            description="Train the ensemble on the run file's training window."),
+        dg.define_asset_job(SCORE_JOB, selection=[scores], partitions_def=partitions,
+                            description="Score the next 72 hours for every cell, for each issue hour in a range."),
+        dg.define_asset_job(EVALUATE_JOB, selection=[evaluation_metrics],
+                            description="Compare the ensemble with CompSTAT on the evaluation window."),
+    ]
+    return dg.Definitions(
+        assets=[raw_crime_incidents, raw_weather_observations, raw_cells, warehouse, features,
+                risk_ensemble, scores, evaluation_metrics],
+        asset_checks=AUDIT_CHECKS,
+        jobs=jobs,
+        resources={
+            "riskcast": RiskcastResource(run_config_path=str(run_config_path.resolve()), home=str(home)),
+            "city_source": LocalExtractsSource(folder=str(extracts), generate_demo=run.extracts_folder is None),
+            "dbt": dbt_resource(),
+        },
+        executor=dg.in_process_executor,
+    )
+
+
+def settings_from_env() -> tuple[Path, Path]:
+    config = Path(os.environ.get(CONFIG_VARIABLE) or default_run_config_path())
+    home = Path(os.environ.get(HOME_VARIABLE) or "data").expanduser().resolve()
+    return config, home
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    config, home = settings_from_env()
+    return build_definitions(config, home)

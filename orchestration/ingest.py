@@ -1,0 +1,159 @@
+"""Reading local portal extracts into the warehouse's ``raw`` schema.
+
+Each reader checks the file's header against the jurisdiction's column mapping, keeps only the
+mapped place, time and category fields (names, addresses and narrative text are dropped here and
+never stored), renames them to Riskcast's canonical names, and keeps every value as text so that
+typing happens once, in dbt staging. Every row keeps its source file and row number, so a problem
+found later can be traced back to the line of the export.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from orchestration.jurisdiction import CellSourceConfig, CrimeSourceConfig, WeatherSourceConfig
+
+logger = logging.getLogger(__name__)
+
+
+class ExtractError(ValueError):
+    """An extract file cannot be read as configured; the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class ExtractTable:
+    frame: pl.DataFrame
+    files: list[Path]
+
+
+def find_files(folder: Path, pattern: str, what: str) -> list[Path]:
+    if not folder.is_dir():
+        raise ExtractError(f"extracts folder not found: {folder}; set extracts_folder in the run "
+                           f"file to the folder that holds the portal exports")
+    files = sorted(path for path in folder.glob(pattern) if path.is_file())
+    if not files:
+        raise ExtractError(f"no {what} files match {pattern!r} in {folder}; check the folder and "
+                           f"the `files` pattern in the jurisdiction file")
+    return files
+
+
+def read_text_table(path: Path) -> pl.DataFrame:
+    """Read a CSV (optionally gzip-compressed) or Parquet file with every column as text."""
+    try:
+        if path.suffix == ".parquet":
+            frame = pl.read_parquet(path)
+            return frame.with_columns(pl.all().cast(pl.String))
+        return pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", raise_if_empty=False)
+    except (pl.exceptions.ComputeError, OSError, EOFError) as error:
+        raise ExtractError(f"cannot read {path}: {error}; re-download the file or remove it from "
+                           f"the extracts folder") from error
+
+
+def select_mapped_columns(frame: pl.DataFrame, path: Path, columns: dict[str, str],
+                          required: tuple[str, ...]) -> pl.DataFrame:
+    """Rename mapped columns to canonical names, failing on a missing required column."""
+    header = [name.lstrip("\ufeff").strip() for name in frame.columns]
+    frame = frame.rename(dict(zip(frame.columns, header)))
+    missing = [f"{canonical} (column {source!r})" for canonical, source in columns.items()
+               if canonical in required and source not in header]
+    if missing:
+        raise ExtractError(
+            f"{path}: required column missing: {', '.join(missing)}. The file's columns are "
+            f"{header}; fix the export or the `columns` mapping in the jurisdiction file"
+        )
+    present = {canonical: source for canonical, source in columns.items() if source in header}
+    selected = frame.select([pl.col(source).alias(canonical) for canonical, source in present.items()])
+    absent = [pl.lit(None, dtype=pl.String).alias(name) for name in columns if name not in present]
+    return selected.with_columns(absent) if absent else selected
+
+
+def check_timestamps(frame: pl.DataFrame, path: Path, column: str, source_column: str,
+                     timestamp_format: str) -> None:
+    """Raise on the first non-empty value that does not parse with the configured format."""
+    parsed = frame.select(
+        pl.col(column),
+        pl.col(column).str.strptime(pl.Datetime, timestamp_format, strict=False).alias("parsed"),
+        pl.col("source_row"),
+    )
+    bad = parsed.filter(pl.col(column).is_not_null() & (pl.col(column) != "") & pl.col("parsed").is_null())
+    if bad.height:
+        first = bad.row(0, named=True)
+        raise ExtractError(
+            f"{path}, row {first['source_row']}, column {source_column!r}: cannot parse "
+            f"{first[column]!r} with format {timestamp_format!r} ({bad.height} such rows). Fix the "
+            f"export or set `timestamp_format` in the jurisdiction file"
+        )
+
+
+def with_provenance(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
+    # source_row counts the header as line 1, so it matches the line number in the file.
+    return frame.with_columns(
+        pl.lit(path.name).alias("source_file"),
+        (pl.int_range(pl.len(), dtype=pl.Int64) + 2).alias("source_row"),
+    )
+
+
+def read_crime_extracts(folder: Path, config: CrimeSourceConfig) -> ExtractTable:
+    files = find_files(folder, config.files, "crime")
+    frames = []
+    for path in files:
+        frame = select_mapped_columns(read_text_table(path), path, config.columns,
+                                      ("id", "date", "fbi_code", "updated_on", "latitude", "longitude"))
+        frame = with_provenance(frame, path)
+        check_timestamps(frame, path, "date", config.columns["date"], config.timestamp_format)
+        check_timestamps(frame, path, "updated_on", config.columns["updated_on"], config.timestamp_format)
+        logger.info("read %d crime rows from %s", frame.height, path)
+        frames.append(frame)
+    return ExtractTable(pl.concat(frames, how="diagonal"), files)
+
+
+def read_weather_extracts(folder: Path, config: WeatherSourceConfig) -> ExtractTable:
+    files = find_files(folder, config.files, "weather")
+    frames = []
+    for path in files:
+        frame = select_mapped_columns(read_text_table(path), path, config.columns,
+                                      ("station", "date", "report_type"))
+        frame = with_provenance(frame, path)
+        check_timestamps(frame, path, "date", config.columns["date"], config.timestamp_format)
+        logger.info("read %d weather rows from %s", frame.height, path)
+        frames.append(frame)
+    return ExtractTable(pl.concat(frames, how="diagonal"), files)
+
+
+def read_cells(folder: Path, config: CellSourceConfig) -> ExtractTable:
+    """Read cell polygons from GeoJSON into (cell_id, geometry_geojson) rows."""
+    path = folder / config.file
+    if not path.is_file():
+        raise ExtractError(f"cell boundary file not found: {path}; set cells.file in the "
+                           f"jurisdiction file or add the GeoJSON to the extracts folder")
+    try:
+        collection = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ExtractError(f"{path} is not valid GeoJSON: {error}") from error
+
+    rows = []
+    for index, feature in enumerate(collection.get("features", [])):
+        properties = feature.get("properties") or {}
+        cell_id = properties.get(config.id_property)
+        geometry = feature.get("geometry")
+        if cell_id is None or cell_id == "":
+            raise ExtractError(f"{path}, feature {index}: property {config.id_property!r} is missing; "
+                               f"set cells.id_property to the property that identifies each cell")
+        if not geometry or geometry.get("type") not in ("Polygon", "MultiPolygon"):
+            raise ExtractError(f"{path}, feature {index} (cell {cell_id}): geometry must be a "
+                               f"Polygon or MultiPolygon, got {geometry and geometry.get('type')}")
+        rows.append({"cell_id": str(cell_id), "geometry_geojson": json.dumps(geometry)})
+
+    frame = pl.DataFrame(rows, schema={"cell_id": pl.String, "geometry_geojson": pl.String})
+    duplicated = frame.filter(pl.col("cell_id").is_duplicated())["cell_id"].unique().to_list()
+    if duplicated:
+        raise ExtractError(f"{path}: cell ids are not unique: {sorted(duplicated)[:10]}")
+    if frame.height == 0:
+        raise ExtractError(f"{path} holds no features")
+    logger.info("read %d cells from %s", frame.height, path)
+    return ExtractTable(frame, [path])

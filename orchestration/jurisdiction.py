@@ -1,0 +1,234 @@
+"""Jurisdiction and run configuration, read from YAML.
+
+A jurisdiction file (``orchestration/jurisdictions/<name>.yaml``) says how one city's public data
+is laid out: file patterns, the column names its portal uses, its time zone, its bounding box and
+its spatial unit. A run file names a jurisdiction, a folder of extracts and the train, score and
+evaluate windows. Adding a city means adding a YAML file, not code.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+JURISDICTIONS_DIR = Path(__file__).parent / "jurisdictions"
+RUNS_DIR = Path(__file__).parent / "runs"
+
+# Canonical crime-incident fields: every source's columns are renamed to these (the Socrata API
+# vocabulary of the Chicago portal). Names, addresses and narrative text are never kept.
+REQUIRED_CRIME_FIELDS = ("id", "date", "fbi_code", "updated_on", "latitude", "longitude")
+OPTIONAL_CRIME_FIELDS = ("case_number", "iucr", "primary_type", "location_description",
+                         "beat", "district", "community_area")
+REQUIRED_WEATHER_FIELDS = ("station", "date", "report_type", "temperature_f",
+                           "relative_humidity", "wind_speed_mph", "precipitation_in")
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, unreadable or invalid."""
+
+
+class BoundingBox(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_lat: float
+    max_lat: float
+    min_lon: float
+    max_lon: float
+
+    @model_validator(mode="after")
+    def check_order(self) -> "BoundingBox":
+        if not (self.min_lat < self.max_lat and self.min_lon < self.max_lon):
+            raise ValueError(f"bounding box minimums must be below maximums, got {self}")
+        return self
+
+
+class CrimeSourceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    files: str = Field(description="glob of crime extracts, relative to the extracts folder")
+    columns: dict[str, str] = Field(description="canonical field -> column name in the extract")
+    timestamp_format: str = Field(description="strptime format of local wall-clock times")
+
+    @model_validator(mode="after")
+    def check_columns(self) -> "CrimeSourceConfig":
+        missing = [name for name in REQUIRED_CRIME_FIELDS if name not in self.columns]
+        unknown = [name for name in self.columns
+                   if name not in REQUIRED_CRIME_FIELDS + OPTIONAL_CRIME_FIELDS]
+        if missing:
+            raise ValueError(f"crimes.columns has no mapping for required fields {missing}")
+        if unknown:
+            raise ValueError(
+                f"crimes.columns maps unknown fields {unknown}; allowed fields are "
+                f"{list(REQUIRED_CRIME_FIELDS + OPTIONAL_CRIME_FIELDS)} (free text is never kept)"
+            )
+        return self
+
+
+class WeatherSourceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    files: str
+    columns: dict[str, str]
+    timestamp_format: str
+    routine_report_type: str = "FM-15"
+    utc_offset_hours: float = Field(
+        description="fixed offset of the station's Local Standard Time (LCD never uses DST)")
+
+    @model_validator(mode="after")
+    def check_columns(self) -> "WeatherSourceConfig":
+        missing = [name for name in REQUIRED_WEATHER_FIELDS if name not in self.columns]
+        if missing:
+            raise ValueError(f"weather.columns has no mapping for required fields {missing}")
+        return self
+
+
+class CellSourceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file: str
+    id_property: str
+    spatial_unit: Literal["census_tract", "grid_cell"]
+
+
+class JurisdictionConfig(BaseModel):
+    """One city's data layout and conventions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    display_name: str
+    synthetic: bool = False
+    time_zone: str
+    holiday_country: str = "US"
+    holiday_subdivision: str | None = None
+    data_start: date
+    bounding_box: BoundingBox
+    crimes: CrimeSourceConfig
+    weather: WeatherSourceConfig | None = None
+    cells: CellSourceConfig
+
+    @property
+    def partitions_start(self) -> datetime:
+        return datetime(self.data_start.year, self.data_start.month, self.data_start.day,
+                        tzinfo=timezone.utc)
+
+
+class Window(BaseModel):
+    """A half-open UTC window ``[start, end)``; dates mean midnight UTC."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: datetime
+    end: datetime
+
+    @model_validator(mode="after")
+    def check_window(self) -> "Window":
+        self.start = as_utc(self.start)
+        self.end = as_utc(self.end)
+        if self.end <= self.start:
+            raise ValueError(f"window end {self.end.isoformat()} must be after its start "
+                             f"{self.start.isoformat()}")
+        if self.start.minute or self.start.second or self.end.minute or self.end.second:
+            raise ValueError(f"window bounds must be whole hours, got {self.start} to {self.end}")
+        return self
+
+    @property
+    def hours(self) -> int:
+        return int((self.end - self.start) / timedelta(hours=1))
+
+
+class EnsembleSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    n_nets: int = 10
+    epochs: int = 8
+    hidden_sizes: list[int] = [32, 16]
+    lgbm_n_estimators: int = 200
+    validation_fraction: float = 0.15
+    training_rows_per_hour: int | None = Field(
+        default=None, description="cap on cells sampled per training hour; None keeps every cell")
+
+
+class RunConfig(BaseModel):
+    """What one run of the main job does."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jurisdiction: str
+    extracts_folder: Path | None = Field(
+        default=None, description="folder of portal exports; None means the generated demo")
+    train: Window
+    score: Window
+    evaluate: Window | None = None
+    horizon_hours: int = 72
+    coverage: float = 0.05
+    compstat_years: int = 3
+    seed: int = 7
+    ensemble: EnsembleSettings = EnsembleSettings()
+
+    @property
+    def evaluate_window(self) -> Window:
+        return self.evaluate or self.score
+
+    @model_validator(mode="after")
+    def check_windows(self) -> "RunConfig":
+        if self.score.start < self.train.end:
+            raise ValueError(
+                f"score window starts {self.score.start.isoformat()}, before the training window "
+                f"ends ({self.train.end.isoformat()}); scores must be out of sample"
+            )
+        if not 0 < self.coverage <= 1:
+            raise ValueError(f"coverage must be in (0, 1], got {self.coverage}")
+        return self
+
+
+def as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"configuration file not found: {path}")
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from error
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path} must contain a YAML mapping at the top level")
+    return content
+
+
+def load_jurisdiction(name_or_path: str) -> JurisdictionConfig:
+    """Load a jurisdiction by name (a file in ``orchestration/jurisdictions``) or by path."""
+    candidate = Path(name_or_path)
+    path = candidate if candidate.suffix in (".yaml", ".yml") else JURISDICTIONS_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in JURISDICTIONS_DIR.glob("*.yaml"))
+        raise ConfigError(f"unknown jurisdiction {name_or_path!r}: no file {path}; "
+                          f"known jurisdictions are {known}")
+    try:
+        return JurisdictionConfig(**read_yaml(path))
+    except ValidationError as error:
+        raise ConfigError(f"invalid jurisdiction file {path}:\n{error}") from error
+
+
+def load_run_config(path: Path) -> RunConfig:
+    """Load a run file; a relative ``extracts_folder`` is resolved against the file's folder."""
+    content = read_yaml(path)
+    try:
+        config = RunConfig(**content)
+    except ValidationError as error:
+        raise ConfigError(f"invalid run file {path}:\n{error}") from error
+    if config.extracts_folder is not None and not config.extracts_folder.is_absolute():
+        config.extracts_folder = (path.parent / config.extracts_folder).resolve()
+    return config
+
+
+def default_run_config_path() -> Path:
+    return RUNS_DIR / "demo.yaml"
