@@ -45,7 +45,7 @@ class JobFailedError(RuntimeError):
 def run_job(definitions: dg.Definitions, instance: dg.DagsterInstance, name: str,
             tags: dict[str, str] | None = None) -> None:
     started = time.monotonic()
-    result = definitions.get_job_def(name).execute_in_process(instance=instance, tags=tags or {},
+    result = definitions.resolve_job_def(name).execute_in_process(instance=instance, tags=tags or {},
                                                               raise_on_error=False)
     elapsed = time.monotonic() - started
     if not result.success:
@@ -62,7 +62,9 @@ def range_tags(start: datetime, end: datetime) -> dict[str, str]:
     return {RANGE_START_TAG: partition_key(start), RANGE_END_TAG: partition_key(last)}
 
 
-def run_main_job(config_path: Path, home: Path) -> RiskcastSettings:
+def run_main_job(config_path: Path, home: Path,
+                 instance: dg.DagsterInstance | None = None) -> RiskcastSettings:
+    """Run the five jobs of the main job in order; ``instance`` defaults to the persistent one."""
     run = load_run_config(config_path)
     jurisdiction = load_jurisdiction(run.jurisdiction)
     settings = RiskcastSettings(home=home, jurisdiction=jurisdiction.name)
@@ -73,12 +75,20 @@ def run_main_job(config_path: Path, home: Path) -> RiskcastSettings:
 
     definitions = build_definitions(config_path.resolve(), home)
     features_end = max(run.score.end, run.evaluate_window.end)
-    with dg.DagsterInstance.get() as instance:
-        run_job(definitions, instance, WAREHOUSE_JOB)
-        run_job(definitions, instance, FEATURES_JOB, range_tags(run.train.start, features_end))
-        run_job(definitions, instance, TRAIN_JOB)
-        run_job(definitions, instance, SCORE_JOB, range_tags(run.score.start, run.score.end))
-        run_job(definitions, instance, EVALUATE_JOB)
+    steps = [
+        (WAREHOUSE_JOB, None),
+        (FEATURES_JOB, range_tags(run.train.start, features_end)),
+        (TRAIN_JOB, None),
+        (SCORE_JOB, range_tags(run.score.start, run.score.end)),
+        (EVALUATE_JOB, None),
+    ]
+    if instance is not None:
+        for name, tags in steps:
+            run_job(definitions, instance, name, tags)
+        return settings
+    with dg.DagsterInstance.get() as persistent:
+        for name, tags in steps:
+            run_job(definitions, persistent, name, tags)
     return settings
 
 

@@ -94,6 +94,18 @@ class CellSourceConfig(BaseModel):
     spatial_unit: Literal["census_tract", "grid_cell"]
 
 
+class AuditConfig(BaseModel):
+    """Thresholds of the data input audit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_inside_box_share: float = Field(
+        default=0.999, gt=0, le=1,
+        description="share of located incidents that must fall inside the bounding box")
+    max_quarantined_share: float = Field(
+        default=0.05, ge=0, le=1, description="share of incidents quarantined above which a WARN check fails")
+
+
 class JurisdictionConfig(BaseModel):
     """One city's data layout and conventions."""
 
@@ -110,6 +122,7 @@ class JurisdictionConfig(BaseModel):
     crimes: CrimeSourceConfig
     weather: WeatherSourceConfig | None = None
     cells: CellSourceConfig
+    audit: AuditConfig = AuditConfig()
 
     @property
     def partitions_start(self) -> datetime:

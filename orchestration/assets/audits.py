@@ -14,9 +14,10 @@ from orchestration.audit import SuiteOutcome, validate_table
 from orchestration.resources import RiskcastResource
 from orchestration.warehouse import connect
 
-INSIDE_BOX_SHARE = 0.999
-QUARANTINE_WARN_SHARE = 0.05
 BLOCKING_CHECKS = ("crime_incidents_input_audit",)
+# Tables with a blocking check; every Python asset that reads warehouse tables depends on them
+# directly, because a blocking check stops only the direct children of the asset it checks.
+AUDITED_INPUTS = ("stg_crimes__incidents",)
 
 
 def check_result(outcome: SuiteOutcome, severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:
@@ -38,9 +39,10 @@ def check_result(outcome: SuiteOutcome, severity: dg.AssetCheckSeverity) -> dg.A
 
 
 def bounding_box_parameters(riskcast: RiskcastResource) -> dict[str, Any]:
-    box = riskcast.jurisdiction().bounding_box
+    jurisdiction = riskcast.jurisdiction()
+    box = jurisdiction.bounding_box
     return {"min_lat": box.min_lat, "max_lat": box.max_lat, "min_lon": box.min_lon,
-            "max_lon": box.max_lon, "inside_box_share": INSIDE_BOX_SHARE}
+            "max_lon": box.max_lon, "inside_box_share": jurisdiction.audit.min_inside_box_share}
 
 
 @dg.asset_check(asset="stg_crimes__incidents", blocking=True,
@@ -66,7 +68,7 @@ def hourly_weather_drift_audit(context: dg.AssetCheckExecutionContext,
 
 
 @dg.asset_check(asset="quarantine_crime_incidents",
-                description="Share of incidents quarantined, by reason (WARN above 5%).")
+                description="Share of incidents quarantined, by reason (WARN above the jurisdiction's threshold).")
 def quarantine_share_check(context: dg.AssetCheckExecutionContext,
                            riskcast: RiskcastResource) -> dg.AssetCheckResult:
     with connect(riskcast.settings().warehouse_path, read_only=True) as connection:
@@ -76,9 +78,10 @@ def quarantine_share_check(context: dg.AssetCheckExecutionContext,
         ).fetchall())
     quarantined = sum(by_reason.values())
     share = quarantined / total if total else 1.0
+    threshold = riskcast.jurisdiction().audit.max_quarantined_share
     context.log.info(f"quarantined {quarantined} of {total} incidents ({share:.2%}): {by_reason}")
     return dg.AssetCheckResult(
-        passed=share <= QUARANTINE_WARN_SHARE,
+        passed=share <= threshold,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "incidents": dg.MetadataValue.int(total),

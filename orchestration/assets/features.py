@@ -13,6 +13,7 @@ import polars as pl
 
 from ml.feature_store import write_window
 from ml.features import HOUR, LOOKBACK_HOURS, build_cell_hour_features
+from orchestration.assets.audits import AUDITED_INPUTS
 from orchestration.partitions import chunks, run_window
 from orchestration.resources import RiskcastResource
 from orchestration.warehouse import connect
@@ -46,7 +47,10 @@ def build_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
         group_name="features",
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=["fct_cell_hour_crimes", "fct_hourly_weather", "dim_cells"],
+        # stg_crimes__incidents is read only through fct_cell_hour_crimes, but a direct dependency
+        # is what lets its blocking input audit stop this asset: Dagster blocks only the direct
+        # children of a checked asset, and the dbt step builds both tables at once.
+        deps=["fct_cell_hour_crimes", "fct_hourly_weather", "dim_cells", *AUDITED_INPUTS],
         kinds={"polars", "parquet"},
     )
     def cell_hour_features(context: dg.AssetExecutionContext, riskcast: RiskcastResource) -> dg.MaterializeResult:

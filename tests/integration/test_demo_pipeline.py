@@ -1,0 +1,195 @@
+"""The whole graph on a small synthetic jurisdiction, materialized by Dagster.
+
+These runs use the demo generator (synthetic data) at a small size, so they run on every machine;
+the real-data run lives in test_chicago_slice.py.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+import yaml
+
+from ml.demo import write_demo_extracts
+from orchestration.assets.audits import BLOCKING_CHECKS
+from orchestration.cli import run_main_job
+from orchestration.definitions import SCORE_JOB, build_definitions
+from orchestration.jurisdiction import JURISDICTIONS_DIR
+from orchestration.warehouse import connect
+
+EXPECTED_METRICS = {"tpr", "tnr", "fpr", "fnr", "accuracy", "precision", "roc_auc", "pai", "hit_rate",
+                    "area_share_used", "observed_rate"}
+CELLS = 16
+SCORE_HOURS = 24
+HORIZON = 72
+
+
+def write_small_demo(folder: Path) -> tuple[Path, Path]:
+    extracts = folder / "extracts"
+    write_demo_extracts(extracts, start=date(2023, 1, 1), end=date(2023, 4, 30), grid_rows=4, grid_cols=4)
+    content = yaml.safe_load((JURISDICTIONS_DIR / "demo.yaml").read_text(encoding="utf-8"))
+    content["name"] = "smalldemo"
+    content["data_start"] = "2023-01-01"
+    jurisdiction = folder / "smalldemo.yaml"
+    jurisdiction.write_text(yaml.safe_dump(content), encoding="utf-8")
+    run_file = folder / "run.yaml"
+    run_file.write_text(yaml.safe_dump({
+        "jurisdiction": str(jurisdiction),
+        "extracts_folder": str(extracts),
+        "train": {"start": "2023-02-01", "end": "2023-04-01"},
+        "score": {"start": "2023-04-01", "end": "2023-04-02"},
+        "ensemble": {"epochs": 3},
+    }), encoding="utf-8")
+    return run_file, extracts
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dg.DagsterInstance]:
+    folder = tmp_path_factory.mktemp("demo_pipeline")
+    run_file, _ = write_small_demo(folder)
+    instance = dg.DagsterInstance.ephemeral()
+    settings = run_main_job(run_file, folder / "home", instance=instance)
+    return run_file, settings.warehouse_path, instance
+
+
+def read_scores(warehouse: Path) -> pl.DataFrame:
+    with connect(warehouse, read_only=True) as connection:
+        return connection.sql("SELECT * FROM main.risk_scores ORDER BY issued_at, horizon_hours, cell_id").pl()
+
+
+def test_scores_cover_cells_hours_horizons(demo_run: tuple[Path, Path, dg.DagsterInstance]) -> None:
+    scores = read_scores(demo_run[1])
+
+    assert scores.height == CELLS * SCORE_HOURS * HORIZON
+    assert scores.select(pl.struct("cell_id", "hour", "horizon_hours").n_unique()).item() == scores.height
+    assert scores["issued_at"].n_unique() == SCORE_HOURS
+    assert scores["risk"].min() > 0
+    assert scores["risk"].max() < 1
+
+
+def test_relative_risk_averages_one(demo_run: tuple[Path, Path, dg.DagsterInstance]) -> None:
+    scores = read_scores(demo_run[1])
+    means = scores.group_by("issued_at", "horizon_hours").agg(pl.col("relative_risk").mean())["relative_risk"]
+
+    assert means.min() == pytest.approx(1.0, abs=1e-9)
+    assert means.max() == pytest.approx(1.0, abs=1e-9)
+
+
+def test_target_hour_matches_horizon(demo_run: tuple[Path, Path, dg.DagsterInstance]) -> None:
+    scores = read_scores(demo_run[1])
+    offsets = (scores["hour"] - scores["issued_at"]).dt.total_hours() + 1
+
+    assert (offsets == scores["horizon_hours"].cast(pl.Int64)).all()
+
+
+def test_metrics_present_for_both_models(demo_run: tuple[Path, Path, dg.DagsterInstance]) -> None:
+    with connect(demo_run[1], read_only=True) as connection:
+        rows = connection.sql("SELECT model, metric, value FROM main.evaluation_metrics").fetchall()
+    by_model: dict[str, set[str]] = {}
+    for model, metric, _ in rows:
+        by_model.setdefault(model, set()).add(metric)
+
+    assert EXPECTED_METRICS <= by_model["ensemble"]
+    assert EXPECTED_METRICS <= by_model["compstat"]
+    assert {"brier", "log_loss"} <= by_model["ensemble"]
+
+
+def test_ensemble_beats_chance(demo_run: tuple[Path, Path, dg.DagsterInstance]) -> None:
+    with connect(demo_run[1], read_only=True) as connection:
+        auc = connection.sql("SELECT value FROM main.evaluation_metrics "
+                             "WHERE model = 'ensemble' AND metric = 'roc_auc'").fetchone()[0]
+
+    assert auc > 0.5
+
+
+def test_model_has_manifest_and_card(demo_run: tuple[Path, Path, dg.DagsterInstance]) -> None:
+    with connect(demo_run[1], read_only=True) as connection:
+        model_id, path = connection.sql("SELECT model_id, path FROM main.model_registry").fetchone()
+    manifest = json.loads((Path(path) / "manifest.json").read_text(encoding="utf-8"))
+    card = (Path(path) / "MODEL_CARD.md").read_text(encoding="utf-8")
+
+    assert manifest["model_id"] == model_id
+    assert len(manifest["training_data_sha256"]) == 64
+    assert manifest["parameters"]["n_nets"] >= 10
+    assert manifest["training_positives"] > 0
+    assert "SYNTHETIC" in card
+
+
+def test_report_says_data_is_synthetic(demo_run: tuple[Path, Path, dg.DagsterInstance]) -> None:
+    report = demo_run[1].parent / "reports" / "model_metrics.html"
+
+    assert "SYNTHETIC DATA" in report.read_text(encoding="utf-8")
+
+
+def test_rescoring_is_idempotent(demo_run: tuple[Path, Path, dg.DagsterInstance]) -> None:
+    run_file, warehouse, instance = demo_run
+    before = read_scores(warehouse)
+    definitions = build_definitions(run_file, warehouse.parent.parent)
+    tags = {"dagster/asset_partition_range_start": "2023-04-01-00:00",
+            "dagster/asset_partition_range_end": "2023-04-01-23:00"}
+
+    result = definitions.resolve_job_def(SCORE_JOB).execute_in_process(instance=instance, tags=tags)
+
+    assert result.success
+    assert read_scores(warehouse).equals(before)
+
+
+def test_range_run_records_every_partition(demo_run: tuple[Path, Path, dg.DagsterInstance]) -> None:
+    instance = demo_run[2]
+    materialized = instance.get_materialized_partitions(dg.AssetKey("risk_scores"))
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name=SCORE_JOB))
+
+    assert len(materialized) == SCORE_HOURS
+    assert min(materialized) == "2023-04-01-00:00"
+    assert len({run.run_id for run in runs}) == 2
+
+
+def swap_coordinates(extracts: Path, share_every: int) -> None:
+    """Swap latitude and longitude on every n-th located row of each crime file."""
+    for path in sorted((extracts / "crimes").glob("*.csv.gz")):
+        lines = gzip.decompress(path.read_bytes()).decode("utf-8").splitlines()
+        changed = [lines[0]]
+        for index, line in enumerate(lines[1:]):
+            fields = line.rsplit(",", 2)
+            if index % share_every == 0 and fields[1] and fields[2]:
+                line = f"{fields[0]},{fields[2]},{fields[1]}"
+            changed.append(line)
+        path.write_bytes(gzip.compress(("\n".join(changed) + "\n").encode("utf-8"), mtime=0))
+
+
+def test_failed_audit_blocks_features(tmp_path: Path) -> None:
+    run_file, extracts = write_small_demo(tmp_path)
+    swap_coordinates(extracts, share_every=20)
+    definitions = build_definitions(run_file, tmp_path / "home")
+    instance = dg.DagsterInstance.ephemeral()
+    selection = dg.AssetSelection.groups("raw", "warehouse") | dg.AssetSelection.assets("cell_hour_features")
+
+    result = dg.materialize(
+        assets=[*(definitions.assets or []), *(definitions.asset_checks or [])],
+        resources=dict(definitions.resources or {}), selection=selection, partition_key="2023-03-01-00:00",
+        instance=instance, raise_on_error=False)
+    checks = {evaluation.check_name: evaluation.passed for evaluation in result.get_asset_check_evaluations()}
+
+    assert not result.success
+    assert checks["crime_incidents_input_audit"] is False
+    assert instance.get_latest_materialization_event(dg.AssetKey("fct_cell_hour_crimes")) is not None
+    assert instance.get_latest_materialization_event(dg.AssetKey("cell_hour_features")) is None
+
+
+def test_blocking_checks_guard_features(tmp_path: Path) -> None:
+    run_file, _ = write_small_demo(tmp_path)
+    definitions = build_definitions(run_file, tmp_path / "home")
+    graph = definitions.resolve_asset_graph()
+    features_parents = graph.get(dg.AssetKey("cell_hour_features")).parent_keys
+
+    assert BLOCKING_CHECKS
+    for name in BLOCKING_CHECKS:
+        check_keys = [key for key in graph.asset_check_keys if key.name == name]
+        assert len(check_keys) == 1
+        assert check_keys[0].asset_key in features_parents
