@@ -71,12 +71,24 @@ def read_table(warehouse: Path, table: str, columns: set[str]) -> pd.DataFrame:
         return connection.sql(f"SELECT {select_list} FROM {table}").fetch_arrow_table().to_pandas()
 
 
+def raised_exceptions(exception_info: Any) -> list[str]:
+    """Messages of the exceptions GX caught while evaluating one expectation.
+
+    GX 1.24 stores either one top-level entry or one entry per metric, keyed by the metric's id.
+    """
+    if not isinstance(exception_info, dict):
+        return []
+    entries = [exception_info] if "raised_exception" in exception_info else list(exception_info.values())
+    return [str(entry.get("exception_message") or "unknown error") for entry in entries
+            if isinstance(entry, dict) and entry.get("raised_exception")]
+
+
 def outcome_from_result(result: Any) -> ExpectationOutcome:
     config = result.expectation_config
     details = result.result or {}
-    exception = result.exception_info or {}
-    raised = bool(exception.get("raised_exception")) if isinstance(exception, dict) else False
-    message = exception.get("exception_message") if raised else None
+    errors = raised_exceptions(result.exception_info)
+    raised = bool(errors)
+    message = "; ".join(dict.fromkeys(errors)) if raised else None
     if raised:
         status: Status = "error"
     else:

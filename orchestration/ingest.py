@@ -29,6 +29,7 @@ class ExtractError(ValueError):
 class ExtractTable:
     frame: pl.DataFrame
     files: list[Path]
+    blank_rows_skipped: int = 0
 
 
 def find_files(folder: Path, pattern: str, what: str) -> list[Path]:
@@ -91,38 +92,51 @@ def check_timestamps(frame: pl.DataFrame, path: Path, column: str, source_column
 
 
 def with_provenance(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
-    # source_row counts the header as line 1, so it matches the line number in the file.
+    # source_row is the row number a spreadsheet shows, with the header as row 1. A quoted field
+    # that spans several lines stays in one row, so it can differ from the file's line number.
     return frame.with_columns(
         pl.lit(path.name).alias("source_file"),
         (pl.int_range(pl.len(), dtype=pl.Int64) + 2).alias("source_row"),
     )
 
 
+def drop_blank_rows(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Remove rows whose every mapped field is empty, as blank lines in a CSV produce."""
+    fields = [name for name in frame.columns if name not in ("source_file", "source_row")]
+    blank = pl.all_horizontal([pl.col(name).is_null() | (pl.col(name).str.strip_chars() == "") for name in fields])
+    kept = frame.filter(~blank)
+    return kept, frame.height - kept.height
+
+
 def read_crime_extracts(folder: Path, config: CrimeSourceConfig) -> ExtractTable:
     files = find_files(folder, config.files, "crime")
     frames = []
+    blank_rows = 0
     for path in files:
         frame = select_mapped_columns(read_text_table(path), path, config.columns,
                                       ("id", "date", "fbi_code", "updated_on", "latitude", "longitude"))
-        frame = with_provenance(frame, path)
+        frame, blank = drop_blank_rows(with_provenance(frame, path))
+        blank_rows += blank
         check_timestamps(frame, path, "date", config.columns["date"], config.timestamp_format)
         check_timestamps(frame, path, "updated_on", config.columns["updated_on"], config.timestamp_format)
-        logger.info("read %d crime rows from %s", frame.height, path)
+        logger.info("read %d crime rows from %s (%d blank rows skipped)", frame.height, path, blank)
         frames.append(frame)
-    return ExtractTable(pl.concat(frames, how="diagonal"), files)
+    return ExtractTable(pl.concat(frames, how="diagonal"), files, blank_rows)
 
 
 def read_weather_extracts(folder: Path, config: WeatherSourceConfig) -> ExtractTable:
     files = find_files(folder, config.files, "weather")
     frames = []
+    blank_rows = 0
     for path in files:
         frame = select_mapped_columns(read_text_table(path), path, config.columns,
                                       ("station", "date", "report_type"))
-        frame = with_provenance(frame, path)
+        frame, blank = drop_blank_rows(with_provenance(frame, path))
+        blank_rows += blank
         check_timestamps(frame, path, "date", config.columns["date"], config.timestamp_format)
         logger.info("read %d weather rows from %s", frame.height, path)
         frames.append(frame)
-    return ExtractTable(pl.concat(frames, how="diagonal"), files)
+    return ExtractTable(pl.concat(frames, how="diagonal"), files, blank_rows)
 
 
 def read_cells(folder: Path, config: CellSourceConfig) -> ExtractTable:
@@ -135,9 +149,13 @@ def read_cells(folder: Path, config: CellSourceConfig) -> ExtractTable:
         collection = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ExtractError(f"{path} is not valid GeoJSON: {error}") from error
+    if not isinstance(collection, dict) or collection.get("type") != "FeatureCollection":
+        found = collection.get("type") if isinstance(collection, dict) else type(collection).__name__
+        raise ExtractError(f"{path} must hold a GeoJSON FeatureCollection, found {found!r}; "
+                           f"export the boundaries as a FeatureCollection")
 
     rows = []
-    for index, feature in enumerate(collection.get("features", [])):
+    for index, feature in enumerate(collection.get("features") or []):
         properties = feature.get("properties") or {}
         cell_id = properties.get(config.id_property)
         geometry = feature.get("geometry")

@@ -145,7 +145,8 @@ class Window(BaseModel):
         if self.end <= self.start:
             raise ValueError(f"window end {self.end.isoformat()} must be after its start "
                              f"{self.start.isoformat()}")
-        if self.start.minute or self.start.second or self.end.minute or self.end.second:
+        bounds = (self.start, self.end)
+        if any(bound.minute or bound.second or bound.microsecond for bound in bounds):
             raise ValueError(f"window bounds must be whole hours, got {self.start} to {self.end}")
         return self
 

