@@ -68,8 +68,9 @@ def read_history(warehouse: Path, start: datetime, end: datetime) -> pl.DataFram
     return frame.with_columns(pl.col("hour").dt.replace_time_zone("UTC"))
 
 
-def model_metrics(name: str, rows: pl.DataFrame, risk: np.ndarray, coverage: float,
+def model_metrics(rows: pl.DataFrame, risk: np.ndarray, coverage: float,
                   probabilities: bool) -> dict[str, float | None]:
+    """Threshold metrics, ROC-AUC and PAI; Brier score and log loss only for probabilities."""
     counts = rows["violent_count"].to_numpy()
     observed = counts > 0
     slices = (rows["issued_at"].dt.epoch("s").to_numpy() // 3600) * 1000 + rows["horizon_hours"].to_numpy()
@@ -170,8 +171,8 @@ def evaluation_metrics(context: dg.AssetExecutionContext, riskcast: RiskcastReso
     compstat_risk = compstat.predict(rows.select("cell_id", "hour"))["risk"].to_numpy()
 
     results = {
-        "ensemble": model_metrics("ensemble", rows, rows["risk"].to_numpy(), run.coverage, probabilities=True),
-        "compstat": model_metrics("compstat", rows, compstat_risk, run.coverage, probabilities=False),
+        "ensemble": model_metrics(rows, rows["risk"].to_numpy(), run.coverage, probabilities=True),
+        "compstat": model_metrics(rows, compstat_risk, run.coverage, probabilities=False),
     }
     models_used = ", ".join(sorted(rows["model_id"].unique().to_list()))
     notes = {"ensemble": f"model {models_used}", "compstat": compstat.description}
