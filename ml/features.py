@@ -6,11 +6,11 @@ hour ``h``: it uses only events and observations before ``h``. Lag windows there
 ``h - 1``, the last complete hour. The row also carries ``violent_count``, the number of violent
 incidents in hour ``h``: it is the label, never a model input.
 
-The feature set follows the hourly risk-terrain and near-repeat literature: calendar terms for the
-daily and weekly cycles, recent counts in the cell at several scales (near-repeat victimisation:
-Johnson & Bowers 2004, "The burning question: the stability of near repeat victimization",
-British Journal of Criminology 44(1), DOI 10.1093/bjc/azh004), and weather levels (Cohn 1990,
-"Weather and crime", British Journal of Criminology 30(1)).
+The features are calendar terms for the daily and weekly cycles, weather levels, and recent counts
+in the cell at several time scales. Recent counts carry repeat victimisation: places that just had
+a crime are more likely to have another soon (Farrell & Pease 1993, "Once Bitten, Twice Bitten:
+Repeat Victimisation and its Implications for Crime Prevention", Home Office Crime Prevention Unit
+Paper 46).
 """
 
 from __future__ import annotations

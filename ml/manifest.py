@@ -33,7 +33,7 @@ def array_sha256(*arrays: np.ndarray) -> str:
 
 
 def code_version(repository: Path) -> str:
-    """The git commit of the code, with ``+dirty`` when the work tree has changes."""
+    """Return the git commit of the code, with ``+dirty`` when the work tree has changes."""
     try:
         commit = subprocess.run(["git", "-C", str(repository), "rev-parse", "HEAD"], check=True,
                                 capture_output=True, text=True).stdout.strip()

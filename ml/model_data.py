@@ -6,21 +6,19 @@ every horizon: its inputs are the state at the cut-off (lagged counts, last obse
 the calendar of the target hour, and the horizon itself.
 
 For training, every (cell, cut-off hour) row of the training window gets one horizon drawn
-uniformly from 1..H with a seeded generator, and its label is whether the cell had a violent
-incident in the target hour; targets past the window's end are left out, so no label comes from
-after the training cut-off.
+uniformly from 1..H with a seeded generator. Its label is whether the cell had a violent incident
+in the target hour. Targets past the window's end are left out, so no label comes from after the
+training cut-off.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
-
 import numpy as np
 import polars as pl
 
-from ml.features import HOUR, calendar_features
+from ml.features import calendar_features
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +127,3 @@ def build_scoring_frame(cutoff_rows: pl.DataFrame, horizon_hours: int, time_zone
                                 horizons.astype(np.float32)]).astype(np.float32)
     return keys.select("issued_at", "cell_id", "hour", "horizon_hours"), features
 
-
-def hours_between(start: datetime, end: datetime) -> int:
-    return int((end - start) / HOUR)

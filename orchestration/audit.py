@@ -1,8 +1,8 @@
 """Great Expectations validations of warehouse tables, with three-valued results.
 
-Suites are JSON files under ``expectations/suites`` in version control. Each names the table it
-audits; the table is read from DuckDB through Arrow into pandas and validated with GX's pandas
-data source (GX's SQL data source fails on DuckDB here, see the README's limits). Every
+Suites are JSON files under ``expectations/suites`` in version control, each naming the table it
+audits. The table is read from DuckDB through Arrow into pandas and validated with GX's pandas
+data source, because GX 1.24's SQL data source fails on DuckDB. Every
 expectation's status is ``passed``, ``failed`` or ``error``: ``error`` means GX could not evaluate
 it (its result carries exception information) and counts as a failure, never as a clean result.
 """

@@ -1,7 +1,7 @@
 """The Riskcast code location: assets, audit checks, jobs and resources for one run file.
 
 The run file comes from ``RISKCAST_CONFIG`` (default: the bundled synthetic demo) and the output
-folder from ``RISKCAST_HOME`` (default ``./data``); both are read when Dagster loads the code
+folder from ``RISKCAST_HOME`` (default ``./data``). Both are read when Dagster loads the code
 location, not at import time.
 """
 

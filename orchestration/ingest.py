@@ -1,9 +1,9 @@
 """Reading local portal extracts into the warehouse's ``raw`` schema.
 
-Each reader checks the file's header against the jurisdiction's column mapping, keeps only the
-mapped place, time and category fields (names, addresses and narrative text are dropped here and
-never stored), renames them to Riskcast's canonical names, and keeps every value as text so that
-typing happens once, in dbt staging. Every row keeps its source file and row number, so a problem
+Each reader checks the file's header against the jurisdiction's column mapping and keeps only the
+mapped place, time and category fields, so names, addresses and narrative text are never stored.
+It renames the fields to Riskcast's canonical names and keeps every value as text, so that typing
+happens once, in dbt staging. Every row keeps its source file and row number, so a problem
 found later can be traced back to the line of the export.
 """
 
@@ -172,6 +172,6 @@ def read_cells(folder: Path, config: CellSourceConfig) -> ExtractTable:
     if duplicated:
         raise ExtractError(f"{path}: cell ids are not unique: {sorted(duplicated)[:10]}")
     if frame.height == 0:
-        raise ExtractError(f"{path} holds no features")
+        raise ExtractError(f"{path} contains no features; export at least one cell polygon")
     logger.info("read %d cells from %s", frame.height, path)
     return ExtractTable(frame, [path])

@@ -1,7 +1,7 @@
 """Jurisdiction and run configuration, read from YAML.
 
-A jurisdiction file (``orchestration/jurisdictions/<name>.yaml``) says how one city's public data
-is laid out: file patterns, the column names its portal uses, its time zone, its bounding box and
+A jurisdiction file (``orchestration/jurisdictions/<name>.yaml``) describes how one city's public
+data is laid out: file patterns, the column names its portal uses, its time zone, its bounding box and
 its spatial unit. A run file names a jurisdiction, a folder of extracts and the train, score and
 evaluate windows. Adding a city means adding a YAML file, not code.
 """
@@ -163,12 +163,10 @@ class EnsembleSettings(BaseModel):
     hidden_sizes: list[int] = [32, 16]
     lgbm_n_estimators: int = 200
     validation_fraction: float = 0.15
-    training_rows_per_hour: int | None = Field(
-        default=None, description="cap on cells sampled per training hour; None keeps every cell")
 
 
 class RunConfig(BaseModel):
-    """What one run of the main job does."""
+    """Settings of one run of the main job: jurisdiction, extracts and windows."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -20,7 +20,7 @@ def hourly_partitions(jurisdiction: JurisdictionConfig) -> dg.HourlyPartitionsDe
 
 
 def run_window(context: dg.AssetExecutionContext) -> tuple[datetime, datetime]:
-    """The UTC ``[start, end)`` window of the partitions this run materializes."""
+    """Return the UTC ``[start, end)`` window of the partitions this run materializes."""
     window = context.partition_time_window
     return window.start, window.end
 

@@ -2,8 +2,8 @@
 
 ``RiskcastResource`` carries the three things every asset needs: where files go (settings), what
 the city looks like (jurisdiction) and what this run does (run file). ``CityDataSource`` is the
-abstract source of portal extracts; ``LocalExtractsSource`` reads a folder of exports and, for the
-synthetic demo jurisdiction, writes that folder first when it is missing.
+abstract source of portal extracts. ``LocalExtractsSource`` reads a folder of exports, and for the
+synthetic demo jurisdiction it writes that folder first when it is missing.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from orchestration.resources import RiskcastResource
 from orchestration.warehouse import connect
 
 BLOCKING_CHECKS = ("crime_incidents_input_audit",)
-# Tables with a blocking check; every Python asset that reads warehouse tables depends on them
+# Tables with a blocking check. Every Python asset that reads warehouse tables depends on them
 # directly, because a blocking check stops only the direct children of the asset it checks.
 AUDITED_INPUTS = ("stg_crimes__incidents",)
 

@@ -127,7 +127,7 @@ def write_report(path: Path, jurisdiction: JurisdictionConfig, run: RunConfig, w
         for name in metric_names
     )
     banner = ("<p class='synthetic'><strong>SYNTHETIC DATA.</strong> These metrics come from the generated "
-              "demo jurisdiction. They say nothing about any real city.</p>") if jurisdiction.synthetic else ""
+              "demo jurisdiction. They describe no real city.</p>") if jurisdiction.synthetic else ""
     notes_html = "".join(f"<li><strong>{html.escape(m)}</strong>: {html.escape(n)}</li>" for m, n in notes.items())
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Riskcast model metrics: {html.escape(jurisdiction.display_name)}</title>

@@ -1,8 +1,8 @@
 """Hourly feature sets (group ``features``): one row per cell per UTC hour, in Parquet files.
 
 A run over any range of hourly partitions builds its whole window in one process, a month at a
-time, and replaces exactly those hours in the day files, so backfills of one run, one run per hour
-or chunks give the same files.
+time. It replaces exactly those hours in the day files, so a backfill gives the same files whether
+it runs as one run, one run per hour or chunks.
 """
 
 

@@ -71,7 +71,7 @@ def register_model(warehouse: Path, manifest: dict) -> None:
 
 @dg.asset(group_name="models", deps=["cell_hour_features"], kinds={"pytorch", "lightgbm"})
 def risk_ensemble(context: dg.AssetExecutionContext, riskcast: RiskcastResource) -> dg.MaterializeResult:
-    """A trained ensemble that gives each cell's probability of a violent incident in an hour."""
+    """Train the ensemble that gives each cell's probability of a violent incident in an hour."""
     run = riskcast.run_config()
     jurisdiction = riskcast.jurisdiction()
     settings = riskcast.settings()

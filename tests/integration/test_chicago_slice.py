@@ -1,8 +1,7 @@
 """The whole graph on real Chicago data: train January to September 2017, score the first week of October.
 
-Skipped when ../shared/data is absent. Runs on an ephemeral Dagster instance to keep Dagster's
-per-partition bookkeeping out of the test's run time; the CLI run of the same file uses the
-persistent instance.
+Skipped when ../shared/data is absent. The test runs on an ephemeral Dagster instance, which
+records partition events faster than the persistent SQLite one that the CLI uses.
 """
 
 from __future__ import annotations
