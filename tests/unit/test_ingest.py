@@ -448,7 +448,7 @@ def test_cells_duplicate_ids(tmp_path: Path, chicago: JurisdictionConfig) -> Non
 def test_cells_empty_collection(tmp_path: Path, chicago: JurisdictionConfig) -> None:
     write_cells(tmp_path, [])
 
-    with pytest.raises(ExtractError, match="holds no features"):
+    with pytest.raises(ExtractError, match="contains no features"):
         read_cells(tmp_path, chicago.cells)
 
 
