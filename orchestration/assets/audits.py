@@ -92,4 +92,43 @@ def quarantine_share_check(context: dg.AssetCheckExecutionContext,
     )
 
 
-AUDIT_CHECKS = [crime_incidents_input_audit, hourly_weather_drift_audit, quarantine_share_check]
+ROW_ACCOUNTING_SQL = """
+SELECT
+    (SELECT count(*) FROM raw.crime_incidents) AS raw_rows,
+    (SELECT count(*) FROM raw.crime_incidents WHERE nullif(trim(id), '') IS NULL) AS rows_without_id,
+    (SELECT count(DISTINCT trim(id)) FROM raw.crime_incidents WHERE nullif(trim(id), '') IS NOT NULL) AS distinct_ids,
+    (SELECT count(*) FROM staging.stg_crimes__incidents) AS staged,
+    (SELECT count(*) FROM intermediate.int_incidents__located WHERE quarantine_reason IS NULL) AS located,
+    (SELECT count(*) FROM marts.quarantine_crime_incidents) AS quarantined
+"""
+
+
+@dg.asset_check(asset="stg_crimes__incidents",
+                description="Every raw crime row is accounted for: staged, superseded by a later "
+                            "version of its id, or without an id; every staged row is located or "
+                            "quarantined (WARN).")
+def crime_row_accounting(context: dg.AssetCheckExecutionContext,
+                         riskcast: RiskcastResource) -> dg.AssetCheckResult:
+    with connect(riskcast.settings().warehouse_path, read_only=True) as connection:
+        row = connection.sql(ROW_ACCOUNTING_SQL).fetchone()
+    raw_rows, without_id, distinct_ids, staged, located, quarantined = row
+    superseded = raw_rows - without_id - distinct_ids
+    balanced = staged == distinct_ids and located + quarantined == staged
+    context.log.info(f"crime rows: {raw_rows} raw = {staged} staged + {superseded} superseded versions "
+                     f"+ {without_id} without id; staged = {located} located + {quarantined} quarantined")
+    return dg.AssetCheckResult(
+        passed=balanced,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "raw_rows": dg.MetadataValue.int(raw_rows),
+            "superseded_versions": dg.MetadataValue.int(superseded),
+            "rows_without_id": dg.MetadataValue.int(without_id),
+            "staged": dg.MetadataValue.int(staged),
+            "located": dg.MetadataValue.int(located),
+            "quarantined": dg.MetadataValue.int(quarantined),
+        },
+    )
+
+
+AUDIT_CHECKS = [crime_incidents_input_audit, hourly_weather_drift_audit, quarantine_share_check,
+                crime_row_accounting]

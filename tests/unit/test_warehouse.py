@@ -38,7 +38,7 @@ WEATHER = [
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def warehouse_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dg.ExecuteInProcessResult]:
     folder = tmp_path_factory.mktemp("warehouse")
     extracts = write_extracts(folder / "extracts", CRIMES, WEATHER)
     jurisdiction = write_test_jurisdiction(folder, "2023-01-01")
@@ -48,7 +48,12 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = definitions.resolve_job_def(WAREHOUSE_JOB).execute_in_process(instance=dg.DagsterInstance.ephemeral())
 
     assert result.success
-    return folder / "home" / "testcity" / "warehouse.duckdb"
+    return folder / "home" / "testcity" / "warehouse.duckdb", result
+
+
+@pytest.fixture(scope="module")
+def warehouse(warehouse_run: tuple[Path, dg.ExecuteInProcessResult]) -> Path:
+    return warehouse_run[0]
 
 
 def query(warehouse: Path, sql: str) -> list[tuple]:
@@ -158,3 +163,25 @@ def test_cell_areas_are_equal_area_km2(warehouse: Path) -> None:
 
     # 0.05 degrees of longitude by 0.05 of latitude near 41.875 N is about 4.14 x 5.56 km.
     assert areas["WEST"] == pytest.approx(23.0, rel=0.01)
+
+
+def test_row_accounting_balances(warehouse: Path) -> None:
+    raw = query(warehouse, "SELECT count(*) FROM raw.crime_incidents")[0][0]
+    staged = query(warehouse, "SELECT count(*) FROM staging.stg_crimes__incidents")[0][0]
+    located = query(warehouse, "SELECT count(*) FROM intermediate.int_incidents__located "
+                               "WHERE quarantine_reason IS NULL")[0][0]
+    quarantined = query(warehouse, "SELECT count(*) FROM marts.quarantine_crime_incidents")[0][0]
+
+    assert raw == 12
+    assert staged == 10
+    assert located + quarantined == staged
+
+
+def test_audit_checks_pass_on_fixture(warehouse_run: tuple[Path, dg.ExecuteInProcessResult]) -> None:
+    evaluations = {item.check_name: item for item in warehouse_run[1].get_asset_check_evaluations()}
+
+    assert evaluations["crime_row_accounting"].passed
+    assert evaluations["crime_row_accounting"].metadata["superseded_versions"].value == 2
+    assert evaluations["crime_incidents_input_audit"].passed
+    assert not evaluations["quarantine_share_check"].passed
+    assert evaluations["quarantine_share_check"].metadata["quarantined"].value == 3
