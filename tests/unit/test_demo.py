@@ -1,4 +1,4 @@
-"""Tests for the synthetic demo jurisdiction writer in ml/demo.py.
+"""Tests for the synthetic demo jurisdiction writer in ml/demo.
 
 Most checks read one generated year (2022, default 8 x 8 grid and seed) back from the
 files, the way ingest would, so they test the written format and not internal arrays.
