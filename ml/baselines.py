@@ -116,12 +116,12 @@ class CompstatBaseline(RiskBaseline):
         self.history_end = last_hour + timedelta(hours=1)
         self.history_weeks = (self.history_end - self.history_start) / timedelta(weeks=1)
 
-        local_zone = ZoneInfo(self.time_zone)
-        start_text = self.history_start.astimezone(local_zone).date().isoformat()
-        end_text = self.history_end.astimezone(local_zone).date().isoformat()
+        # The span is printed in UTC, the time basis of Riskcast's windows and partitions.
+        start_text = self.history_start.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M")
+        end_text = self.history_end.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M")
         self.description = (
             f"mean count per cell and local hour of week ({self.time_zone}) "
-            f"over {start_text} to {end_text} ({self.history_weeks:.1f} weeks)"
+            f"over {start_text} to {end_text} UTC ({self.history_weeks:.1f} weeks)"
         )
 
         if self.history_start > window_start:

@@ -71,7 +71,7 @@ def test_compstat_uses_three_years(chicago_run: Path) -> None:
     with connect(chicago_run, read_only=True) as connection:
         note = connection.sql("SELECT DISTINCT note FROM main.evaluation_metrics WHERE model = 'compstat'").fetchone()[0]
 
-    assert "2014-10-01 to 2017-10-01" in note
+    assert "over 2014-10-01 00:00 to 2017-10-01 00:00 UTC" in note
 
 
 def test_input_audit_quarantines_unlocated(chicago_run: Path) -> None:

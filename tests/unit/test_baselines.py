@@ -181,7 +181,8 @@ def test_compstat_short_history_records_span(caplog: pytest.LogCaptureFixture) -
     assert model.history_end == CUTOFF
     assert model.history_weeks == pytest.approx(4.0)
     assert model.description == (
-        "mean count per cell and local hour of week (America/Chicago) over 2017-09-04 to 2017-10-02 (4.0 weeks)"
+        "mean count per cell and local hour of week (America/Chicago) over 2017-09-04 05:00 to 2017-10-02 05:00 UTC "
+        "(4.0 weeks)"
     )
     assert "later than the 3-year window start" in caplog.text
 
@@ -193,7 +194,7 @@ def test_compstat_full_window_description() -> None:
     model = CompstatBaseline(years=3).fit(history, cutoff)
 
     assert model.history_start == datetime(2014, 10, 1, 5, tzinfo=UTC)
-    assert model.description.endswith("over 2014-10-01 to 2017-10-01 (156.6 weeks)")
+    assert model.description.endswith("over 2014-10-01 05:00 to 2017-10-01 05:00 UTC (156.6 weeks)")
 
 
 # predict
