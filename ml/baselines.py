@@ -123,6 +123,10 @@ class CompstatBaseline(RiskBaseline):
             f"mean count per cell and local hour of week ({self.time_zone}) "
             f"over {start_text} to {end_text} UTC ({self.history_weeks:.1f} weeks)"
         )
+        if self.history_start > window_start:
+            requested_weeks = (cutoff_utc - window_start) / timedelta(weeks=1)
+            self.description += (f", less than the {self.years} years ({requested_weeks:.1f} weeks) "
+                                 f"requested because the data starts later")
 
         if self.history_start > window_start:
             logger.warning(

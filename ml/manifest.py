@@ -74,17 +74,22 @@ def write_model_card(folder: Path, manifest: dict[str, Any], synthetic: bool) ->
         "## Training data",
         f"- Window: {manifest['train_start']} to {manifest['train_end']} (UTC, end excluded)",
         f"- Rows: {manifest['training_rows']:,} cell-hours, {manifest['training_positives']:,} with a violent incident "
-        f"(base rate {manifest['base_rate']:.5f})",
+        f"(base rate {manifest['base_rate']:.5f}). Each cell and cut-off hour of the window gives one row with a "
+        f"horizon drawn at random from 1 to {manifest['horizon_hours']} hours; rows whose target falls after the "
+        "window's end are left out.",
         f"- Training matrix SHA-256: `{manifest['training_data_sha256']}`",
         "",
         "## Method",
         f"- {manifest['parameters']['n_nets']} feed-forward nets (torch), each on its own 1:1 downsample, and LightGBM",
         "- Probabilities corrected from the downsampled rate back to the population base rate",
         f"- Member weights from out-of-sample performance on the last "
-        f"{manifest['parameters']['validation_fraction']:.0%} of training hours: {manifest['weights']}",
+        f"{manifest['parameters']['validation_fraction']:.0%} of training hours: "
+        + ", ".join(f"{name} {weight:.3f}" for name, weight in manifest["weights"].items()),
         f"- Inputs: {', '.join(manifest['feature_names'])}",
         "",
         "## Members on validation hours",
+        "",
+        "Scores of the members fitted on the earlier part of the window, before the refit on all rows.",
         "",
         "| member | kind | ROC-AUC | log loss | Brier | weight |",
         "|---|---|---|---|---|---|",
@@ -96,7 +101,8 @@ def write_model_card(folder: Path, manifest: dict[str, Any], synthetic: bool) ->
     lines += [
         "",
         "## Limits",
-        "- Recorded crime reflects reporting and police activity, not all crime; see the bias audit before use.",
+        "- Recorded crime reflects reporting and police activity, not all crime. Riskcast has no bias audit yet, "
+        "so check how the forecasts fall on different neighbourhoods before any use.",
         "- Weather inputs are the last observation before the forecast is issued, not a weather forecast.",
         "",
         "## Reproduce",

@@ -92,7 +92,13 @@ def run_main_job(config_path: Path, home: Path,
     return settings
 
 
-def print_summary(settings: RiskcastSettings, synthetic: bool) -> None:
+def dagster_ui_command(settings: RiskcastSettings, config_path: Path) -> str:
+    dagster = Path(sys.executable).parent / "dagster"
+    return (f"RISKCAST_HOME={settings.home} RISKCAST_CONFIG={config_path.resolve()} "
+            f"DAGSTER_HOME={settings.dagster_home} {dagster} dev -w workspace.yaml")
+
+
+def print_summary(settings: RiskcastSettings, config_path: Path, synthetic: bool) -> None:
     with connect(settings.warehouse_path, read_only=True) as connection:
         scores = connection.sql("SELECT count(*) FROM main.risk_scores").fetchone()[0]
         metrics = connection.sql(
@@ -104,7 +110,7 @@ def print_summary(settings: RiskcastSettings, synthetic: bool) -> None:
           f"main.evaluation_metrics)")
     print(f"Reports:     {settings.reports_dir / 'model_metrics.html'}")
     print(f"Models:      {settings.models_dir}  (each with manifest.json and MODEL_CARD.md)")
-    print(f"Dagster:     DAGSTER_HOME={settings.dagster_home} dagster dev -w workspace.yaml")
+    print(f"Dagster UI:  {dagster_ui_command(settings, config_path)}")
     for model, metric, value in metrics:
         print(f"  {model:<9} {metric:<8} {'n/a' if value is None else f'{value:.4f}'}")
 
@@ -133,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, JobFailedError) as error:
         print(f"riskcast: {error}", file=sys.stderr)
         return 1
-    print_summary(settings, synthetic)
+    print_summary(settings, config_path, synthetic)
     return 0
 
 

@@ -1,8 +1,9 @@
 """Paths for everything Riskcast writes, from one setting: ``RISKCAST_HOME``.
 
-The embedded default keeps a DuckDB warehouse, Parquet files, trained models, reports and the
-Dagster instance under one folder per jurisdiction. The folder defaults to ``./data`` (git-ignored)
-and is read from the environment only when a settings object is built, never at import time.
+The embedded default keeps a DuckDB warehouse, Parquet files, trained models and reports in one
+folder per jurisdiction, and one Dagster instance for all jurisdictions beside them. The folder
+defaults to ``./data`` (git-ignored) and is read from the environment only when a settings object
+is built, never at import time.
 """
 
 from __future__ import annotations
@@ -71,3 +72,18 @@ class RiskcastSettings:
         for path in (self.raw_dir, self.features_dir, self.models_dir, self.reports_dir,
                      self.dbt_target_dir, self.dbt_log_dir, self.dagster_home):
             path.mkdir(parents=True, exist_ok=True)
+        write_instance_config(self.dagster_home)
+
+
+INSTANCE_CONFIG = """# Written by Riskcast when this folder was created; edit freely, Riskcast never overwrites it.
+# Dagster's usage statistics stay off: Riskcast runs on machines without outside network access.
+telemetry:
+  enabled: false
+"""
+
+
+def write_instance_config(dagster_home: Path) -> None:
+    """Write a ``dagster.yaml`` that turns off usage statistics, unless one exists."""
+    path = dagster_home / "dagster.yaml"
+    if not path.exists():
+        path.write_text(INSTANCE_CONFIG, encoding="utf-8")

@@ -116,14 +116,33 @@ def write_metrics(warehouse: Path, window: Window, horizons: str, evaluated_rows
         connection.execute("COMMIT")
 
 
+# Plain-language names for the report, and which direction is better.
+METRIC_LABELS = {
+    "tpr": ("share of incident cell-hours flagged (true positive rate)", "higher"),
+    "tnr": ("share of quiet cell-hours not flagged (true negative rate)", "higher"),
+    "fpr": ("share of quiet cell-hours flagged (false positive rate)", "lower"),
+    "fnr": ("share of incident cell-hours missed (false negative rate)", "lower"),
+    "accuracy": ("share of cell-hours classified right (misleading at low base rates)", "see note"),
+    "precision": ("share of flagged cell-hours that had an incident", "higher"),
+    "roc_auc": ("ranking quality, 0.5 = chance (ROC-AUC)", "higher"),
+    "pai": ("incident share caught per area share flagged (PAI)", "higher"),
+    "hit_rate": ("share of incidents in the PAI-flagged cells", "higher"),
+    "area_share_used": ("share of the city's area the PAI rule flagged", "context"),
+    "observed_rate": ("share of cell-hours with an incident", "context"),
+    "brier": ("mean squared error of the probabilities (Brier score)", "lower"),
+    "log_loss": ("log loss of the probabilities", "lower"),
+    "mean_predicted_probability": ("mean forecast probability; compare with the observed rate", "context"),
+}
+
+
 def write_report(path: Path, jurisdiction: JurisdictionConfig, run: RunConfig, window: Window,
                  evaluated_rows: int, results: dict[str, dict[str, float | None]], notes: dict[str, str]) -> None:
     metric_names = list(dict.fromkeys(name for metrics in results.values() for name in metrics))
     header = "".join(f"<th>{html.escape(model)}</th>" for model in results)
     body = "".join(
-        f"<tr><td>{html.escape(name)}</td>"
+        f"<tr><td>{html.escape(METRIC_LABELS.get(name, (name, ''))[0])} <code>{html.escape(name)}</code></td>"
         + "".join(f"<td>{'n/a' if results[m].get(name) is None else f'{results[m][name]:.4f}'}</td>" for m in results)
-        + "</tr>"
+        + f"<td>{html.escape(METRIC_LABELS.get(name, (name, ''))[1])}</td></tr>"
         for name in metric_names
     )
     banner = ("<p class='synthetic'><strong>SYNTHETIC DATA.</strong> These metrics come from the generated "
@@ -139,11 +158,15 @@ td,th{{border:1px solid #999;padding:.3em .6em;text-align:right}}td:first-child{
 <p>Forecasts issued from {window.start.isoformat()} to {window.end.isoformat()} (UTC, end excluded),
 horizons 1 to {run.horizon_hours} hours, {evaluated_rows:,} cell-hour forecasts with an observed outcome.
 Target: at least one violent incident (FBI codes 01A, 02, 03, 04A, 04B) in the cell and hour.</p>
-<p>Threshold rule: in each forecast map (one issue hour and horizon), the top {run.coverage:.0%} of cells
-by risk are flagged. PAI (Predictive Accuracy Index) flags cells by descending risk until the next cell
-would push the flagged area past {run.coverage:.0%} of the city's area, then divides the share of
-incidents caught by the share of area flagged.</p>
-<table><tr><th>metric</th>{header}</tr>{body}</table>
+<p>The ensemble is Riskcast's model. CompSTAT is the status-quo baseline: the average count per cell and
+local hour of week over past years.</p>
+<p>Threshold rule: in each forecast map (one issue hour and horizon), the highest-risk cells are flagged,
+rounding {run.coverage:.0%} of the cell count up to a whole cell. PAI (Predictive Accuracy Index) flags
+cells by descending risk until the next cell would push the flagged area past {run.coverage:.0%} of the
+city's area, then divides the share of incidents caught by the share of area flagged.</p>
+<p>Accuracy is high for any model here because most cell-hours have no incident: flagging nothing at all
+would score 1 minus the observed rate. Compare models on the other rows.</p>
+<table><tr><th>metric</th>{header}<th>better</th></tr>{body}</table>
 <ul>{notes_html}</ul>
 </body></html>
 """

@@ -182,7 +182,7 @@ def test_compstat_short_history_records_span(caplog: pytest.LogCaptureFixture) -
     assert model.history_weeks == pytest.approx(4.0)
     assert model.description == (
         "mean count per cell and local hour of week (America/Chicago) over 2017-09-04 05:00 to 2017-10-02 05:00 UTC "
-        "(4.0 weeks)"
+        "(4.0 weeks), less than the 3 years (156.6 weeks) requested because the data starts later"
     )
     assert "later than the 3-year window start" in caplog.text
 
