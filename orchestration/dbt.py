@@ -72,13 +72,37 @@ def prepare_manifest() -> Path:
     return manifest
 
 
+# DuckDB's spelling of the Socrata floating-timestamp format, as in 2023-07-04T00:15:00.000.
+DEFAULT_API_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
+
+# Fractional-second specifiers of polars (chrono) formats and their DuckDB equivalents. DuckDB's
+# %f reads 1 to 6 digits, and %g exactly 3.
+CHRONO_TO_DUCKDB_FRACTIONS = (("%.3f", ".%g"), ("%.6f", ".%f"), ("%.f", ".%f"))
+
+
+def duckdb_timestamp_format(chrono_format: str) -> str:
+    """Translate a polars (chrono) strptime format into the DuckDB format that staging uses.
+
+    NOTE: chrono's ``%.f`` also accepts a time without fractional seconds, but DuckDB's ``.%f``
+    requires them. Such a value passes the ingest check and then fails staging's not_null test
+    on ``occurred_at_utc``. Socrata writes floating timestamps with milliseconds.
+    """
+    translated = chrono_format
+    for chrono, duckdb in CHRONO_TO_DUCKDB_FRACTIONS:
+        translated = translated.replace(chrono, duckdb)
+    return translated
+
+
 def dbt_vars(jurisdiction: JurisdictionConfig) -> dict[str, Any]:
     """Jurisdiction settings that the dbt models read with ``var()``."""
     box = jurisdiction.bounding_box
     weather = jurisdiction.weather
+    api = jurisdiction.crimes.api
     return {
         "time_zone": jurisdiction.time_zone,
         "crime_timestamp_format": jurisdiction.crimes.timestamp_format,
+        "crime_api_timestamp_format": (duckdb_timestamp_format(api.timestamp_format) if api
+                                       else DEFAULT_API_TIMESTAMP_FORMAT),
         "weather_timestamp_format": weather.timestamp_format if weather else "%Y-%m-%d %H:%M",
         "weather_utc_offset_hours": weather.utc_offset_hours if weather else 0,
         "weather_routine_report_type": weather.routine_report_type if weather else "FM-15",

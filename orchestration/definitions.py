@@ -20,9 +20,14 @@ from orchestration.assets.raw import raw_cells, raw_crime_incidents, raw_weather
 from orchestration.assets.scoring import build_scoring_asset
 from orchestration.assets.warehouse import build_warehouse_assets, dbt_resource
 from orchestration.dbt import prepare_manifest
-from orchestration.jurisdiction import default_run_config_path, load_jurisdiction, load_run_config
+from orchestration.jurisdiction import (
+    check_crime_source,
+    default_run_config_path,
+    load_jurisdiction,
+    load_run_config,
+)
 from orchestration.partitions import hourly_partitions
-from orchestration.resources import LocalExtractsSource, RiskcastResource
+from orchestration.resources import CityDataSource, LocalExtractsSource, RiskcastResource, SocrataCrimeSource
 from orchestration.settings import HOME_VARIABLE, RiskcastSettings
 
 CONFIG_VARIABLE = "RISKCAST_CONFIG"
@@ -37,6 +42,7 @@ EVALUATE_JOB = "evaluate_job"
 def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
     run = load_run_config(run_config_path)
     jurisdiction = load_jurisdiction(run.jurisdiction)
+    check_crime_source(run, jurisdiction)
     settings = RiskcastSettings(home=home, jurisdiction=jurisdiction.name)
     partitions = hourly_partitions(jurisdiction)
 
@@ -64,11 +70,18 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
         jobs=jobs,
         resources={
             "riskcast": RiskcastResource(run_config_path=str(run_config_path.resolve()), home=str(home)),
-            "city_source": LocalExtractsSource(folder=str(extracts), generate_demo=run.extracts_folder is None),
+            "city_source": city_source(run.source, extracts, generate_demo=run.extracts_folder is None),
             "dbt": dbt_resource(),
         },
         executor=dg.in_process_executor,
     )
+
+
+def city_source(source: str, extracts: Path, generate_demo: bool) -> CityDataSource:
+    """Return the resource that reads the run's crimes, weather and cells."""
+    if source == "socrata":
+        return SocrataCrimeSource(folder=str(extracts))
+    return LocalExtractsSource(folder=str(extracts), generate_demo=generate_demo)
 
 
 def settings_from_env() -> tuple[Path, Path]:

@@ -46,25 +46,53 @@ class BoundingBox(BaseModel):
         return self
 
 
+def check_crime_columns(columns: dict[str, str], key: str) -> None:
+    """Raise when a crime column mapping lacks a required field or maps an unknown one."""
+    missing = [name for name in REQUIRED_CRIME_FIELDS if name not in columns]
+    unknown = [name for name in columns if name not in REQUIRED_CRIME_FIELDS + OPTIONAL_CRIME_FIELDS]
+    if missing:
+        raise ValueError(f"{key} has no mapping for required fields {missing}")
+    if unknown:
+        raise ValueError(
+            f"{key} maps unknown fields {unknown}; allowed fields are "
+            f"{list(REQUIRED_CRIME_FIELDS + OPTIONAL_CRIME_FIELDS)} (free text is never kept)"
+        )
+
+
+class CrimeApiConfig(BaseModel):
+    """A Socrata dataset that serves the same crime records as the extracts, for incremental pulls."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str = Field(description="portal root, such as https://data.cityofchicago.org")
+    dataset_id: str = Field(description="Socrata dataset identifier, such as ijzp-q8t2")
+    columns: dict[str, str] = Field(description="canonical field -> field name in the API")
+    timestamp_format: str = Field(
+        default="%Y-%m-%dT%H:%M:%S%.f",
+        description="polars (chrono) format of the API's floating timestamps, local wall-clock times")
+    page_size: int = Field(default=50_000, ge=1, description="rows per request ($limit)")
+    lookback_days: int = Field(
+        default=30, ge=0,
+        description="days before the stored watermark that every pull reads again, because "
+                    "portals revise old records")
+
+    @model_validator(mode="after")
+    def check_columns(self) -> "CrimeApiConfig":
+        check_crime_columns(self.columns, "crimes.api.columns")
+        return self
+
+
 class CrimeSourceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     files: str = Field(description="glob of crime extracts, relative to the extracts folder")
     columns: dict[str, str] = Field(description="canonical field -> column name in the extract")
     timestamp_format: str = Field(description="strptime format of local wall-clock times")
+    api: CrimeApiConfig | None = Field(default=None, description="Socrata dataset for `source: socrata` runs")
 
     @model_validator(mode="after")
     def check_columns(self) -> "CrimeSourceConfig":
-        missing = [name for name in REQUIRED_CRIME_FIELDS if name not in self.columns]
-        unknown = [name for name in self.columns
-                   if name not in REQUIRED_CRIME_FIELDS + OPTIONAL_CRIME_FIELDS]
-        if missing:
-            raise ValueError(f"crimes.columns has no mapping for required fields {missing}")
-        if unknown:
-            raise ValueError(
-                f"crimes.columns maps unknown fields {unknown}; allowed fields are "
-                f"{list(REQUIRED_CRIME_FIELDS + OPTIONAL_CRIME_FIELDS)} (free text is never kept)"
-            )
+        check_crime_columns(self.columns, "crimes.columns")
         return self
 
 
@@ -171,6 +199,10 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     jurisdiction: str
+    source: Literal["extracts", "socrata"] = Field(
+        default="extracts",
+        description="where crimes come from: the extracts folder, or the jurisdiction's crimes.api "
+                    "dataset (weather and cells then still come from the extracts folder)")
     extracts_folder: Path | None = Field(
         default=None, description="folder of portal exports; None means the generated demo")
     train: Window
@@ -195,6 +227,9 @@ class RunConfig(BaseModel):
             )
         if not 0 < self.coverage <= 1:
             raise ValueError(f"coverage must be in (0, 1], got {self.coverage}")
+        if self.source == "socrata" and self.extracts_folder is None:
+            raise ValueError("source 'socrata' pulls only crimes, so set extracts_folder to the folder "
+                             "that holds the weather and boundary files")
         return self
 
 
@@ -240,6 +275,16 @@ def load_run_config(path: Path) -> RunConfig:
     if config.extracts_folder is not None and not config.extracts_folder.is_absolute():
         config.extracts_folder = (path.parent / config.extracts_folder).resolve()
     return config
+
+
+def check_crime_source(run: RunConfig, jurisdiction: JurisdictionConfig) -> None:
+    """Raise ``ConfigError`` when the run's crime source needs a block the jurisdiction lacks."""
+    if run.source == "socrata" and jurisdiction.crimes.api is None:
+        raise ConfigError(
+            f"the run file sets source: socrata, but jurisdiction {jurisdiction.name!r} has no "
+            f"crimes.api block. Add crimes.api (base_url, dataset_id, columns) to the jurisdiction "
+            f"file, or set source: extracts"
+        )
 
 
 def default_run_config_path() -> Path:

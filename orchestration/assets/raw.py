@@ -2,16 +2,24 @@
 
 Each asset replaces its DuckDB table in the ``raw`` schema and its Parquet copy under
 ``RISKCAST_HOME/<jurisdiction>/raw``, so re-ingesting the same extracts changes nothing.
+
+The one exception is crimes pulled from Socrata. That pull is incremental: it reads the rows
+updated since the watermark stored in ``raw.ingest_state``, less ``crimes.api.lookback_days``, and
+merges them into ``raw.crime_incidents`` by ``id``. A rerun with no changes on the portal leaves
+the table as it was.
 """
 
-
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
 from orchestration.ingest import ExtractTable
-from orchestration.resources import CityDataSource, RiskcastResource
+from orchestration.jurisdiction import JurisdictionConfig
+from orchestration.resources import CityDataSource, CrimePull, RiskcastResource, SocrataCrimeSource
+from orchestration.settings import RiskcastSettings
 from orchestration.warehouse import connect
 
 WEATHER_TEXT_COLUMNS = ("station", "date", "report_type", "temperature_f", "relative_humidity",
@@ -45,6 +53,9 @@ def raw_crime_incidents(context: dg.AssetExecutionContext, riskcast: RiskcastRes
     """Crime incident rows from the portal extracts: place, time and category fields only."""
     jurisdiction = riskcast.jurisdiction()
     settings = riskcast.settings()
+    if isinstance(city_source, SocrataCrimeSource):
+        return ingest_socrata_crimes(context, jurisdiction, settings, city_source)
+
     extract = city_source.crime_incidents(jurisdiction)
     store_raw_table(settings.warehouse_path, settings.raw_dir, "crime_incidents", extract.frame)
 
@@ -59,6 +70,164 @@ def raw_crime_incidents(context: dg.AssetExecutionContext, riskcast: RiskcastRes
         "rows_without_id": dg.MetadataValue.int(without_id),
         "synthetic": dg.MetadataValue.bool(jurisdiction.synthetic),
     })
+
+
+def ingest_socrata_crimes(context: dg.AssetExecutionContext, jurisdiction: JurisdictionConfig,
+                          settings: RiskcastSettings, source: SocrataCrimeSource) -> dg.MaterializeResult:
+    """Pull the crimes changed since the stored watermark and merge them into ``raw.crime_incidents``."""
+    api = source.api_config(jurisdiction)
+    source_name = source.source_name(jurisdiction)
+    watermark_before = read_watermark(settings.warehouse_path, source_name)
+    since = lookback_start(watermark_before, api.lookback_days)
+    context.log.info(f"{jurisdiction.name}: pulling {source_name} rows updated since {since or 'the start'} "
+                     f"(stored watermark {watermark_before}, lookback {api.lookback_days} days)")
+
+    pull = source.pull_crimes(jurisdiction, since)
+    watermark_after = max(filter(None, (watermark_before, pull.watermark)), default=None)
+    counts = merge_crime_pull(settings.warehouse_path, pull, watermark_before, watermark_after)
+    write_parquet_copy(settings.warehouse_path, settings.raw_dir, "crime_incidents")
+
+    context.log.info(f"{jurisdiction.name}: pulled {counts.pulled} crime rows in {len(pull.requests)} "
+                     f"requests: {counts.new} new, {counts.replaced} replaced, {counts.unchanged} "
+                     f"unchanged. {counts.stored} rows stored, watermark {watermark_before} -> {watermark_after}")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": dg.MetadataValue.int(counts.stored),
+        "source": dg.MetadataValue.text(source_name),
+        "pulled_since": dg.MetadataValue.text(since or "all rows"),
+        "rows_pulled": dg.MetadataValue.int(counts.pulled),
+        "rows_new": dg.MetadataValue.int(counts.new),
+        "rows_replaced": dg.MetadataValue.int(counts.replaced),
+        "rows_unchanged": dg.MetadataValue.int(counts.unchanged),
+        "watermark_before": dg.MetadataValue.text(watermark_before or "none"),
+        "watermark_after": dg.MetadataValue.text(watermark_after or "none"),
+        "requests": dg.MetadataValue.int(len(pull.requests)),
+        "synthetic": dg.MetadataValue.bool(jurisdiction.synthetic),
+    })
+
+
+@dataclass(frozen=True)
+class MergeCounts:
+    """Outcome of merging one pull: every pulled row is new, replaced or unchanged."""
+
+    pulled: int
+    new: int
+    replaced: int
+    unchanged: int
+    stored: int
+
+
+INGEST_STATE_DDL = """
+    CREATE TABLE IF NOT EXISTS raw.ingest_state (
+        source VARCHAR PRIMARY KEY,
+        watermark VARCHAR,
+        pulled_rows BIGINT,
+        updated_at TIMESTAMP
+    )
+"""
+
+
+def read_watermark(warehouse: Path, source: str) -> str | None:
+    """Return the watermark stored for ``source``, or None before its first pull."""
+    if not warehouse.is_file():
+        return None
+    with connect(warehouse, read_only=True) as connection:
+        tables = connection.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = 'raw' AND table_name = 'ingest_state'").fetchone()
+        if not tables or tables[0] == 0:
+            return None
+        row = connection.execute("SELECT watermark FROM raw.ingest_state WHERE source = ?", [source]).fetchone()
+    return row[0] if row else None
+
+
+def lookback_start(watermark: str | None, lookback_days: int) -> str | None:
+    """Return the ``:updated_at`` bound of the next pull: the watermark less the lookback, in UTC.
+
+    The result has Socrata's ``:updated_at`` spelling (``2024-06-01T10:00:00.000Z``). A watermark
+    without a UTC offset is read as UTC, which ``:updated_at`` always is.
+    """
+    if watermark is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(watermark)
+    except ValueError as error:
+        raise ValueError(f"stored watermark {watermark!r} is not an ISO 8601 timestamp. Delete its row "
+                         f"from raw.ingest_state to pull the whole dataset again") from error
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+
+    start = moment.astimezone(timezone.utc) - timedelta(days=lookback_days)
+    return start.strftime("%Y-%m-%dT%H:%M:%S.") + f"{start.microsecond // 1000:03d}Z"
+
+
+def merge_crime_pull(warehouse: Path, pull: CrimePull, watermark_before: str | None,
+                     watermark_after: str | None) -> MergeCounts:
+    """Merge pulled rows into ``raw.crime_incidents`` and store the new watermark, in one transaction.
+
+    A pulled row replaces every stored row with its ``id`` unless one stored row with that id
+    already has the same values. ``source_row`` is left out of that comparison, because it is
+    the row's position in a pull and shifts when the lookback window moves. Raises
+    ``RuntimeError`` when another run changed the stored watermark since ``watermark_before``.
+    """
+    compared = [name for name in pull.frame.columns if name != "source_row"]
+    differs = " OR ".join(f'stored."{name}" IS DISTINCT FROM incoming."{name}"' for name in compared)
+    arrow_table = pull.frame.to_arrow()
+
+    with connect(warehouse) as connection:
+        connection.execute("BEGIN TRANSACTION")
+        try:
+            connection.execute("CREATE SCHEMA IF NOT EXISTS raw")
+            connection.execute(INGEST_STATE_DDL)
+            connection.register("incoming", arrow_table)
+            connection.execute("CREATE TABLE IF NOT EXISTS raw.crime_incidents AS SELECT * FROM incoming LIMIT 0")
+
+            stored_watermark = connection.execute(
+                "SELECT watermark FROM raw.ingest_state WHERE source = ?", [pull.source]).fetchone()
+            if (stored_watermark[0] if stored_watermark else None) != watermark_before:
+                raise RuntimeError(f"the watermark of {pull.source} changed from {watermark_before} to "
+                                   f"{stored_watermark[0] if stored_watermark else None} during this "
+                                   f"pull, so another run is ingesting it. Run the job again when it ends")
+
+            connection.execute(f"""
+                CREATE OR REPLACE TEMP TABLE crime_changes AS
+                SELECT incoming.*,
+                       EXISTS (SELECT 1 FROM raw.crime_incidents stored WHERE stored.id = incoming.id) AS is_stored
+                FROM incoming
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM raw.crime_incidents stored
+                    WHERE stored.id = incoming.id AND NOT ({differs})
+                )
+            """)
+            new, replaced = connection.execute(
+                "SELECT count(*) FILTER (WHERE NOT is_stored), count(*) FILTER (WHERE is_stored) "
+                "FROM crime_changes").fetchone()
+
+            connection.execute("DELETE FROM raw.crime_incidents WHERE id IN (SELECT id FROM crime_changes)")
+            connection.execute("INSERT INTO raw.crime_incidents BY NAME "
+                               "SELECT * EXCLUDE (is_stored) FROM crime_changes")
+            connection.execute("INSERT OR REPLACE INTO raw.ingest_state VALUES (?, ?, ?, ?)",
+                               [pull.source, watermark_after, pull.frame.height,
+                                datetime.now(timezone.utc).replace(tzinfo=None)])
+            stored = connection.execute("SELECT count(*) FROM raw.crime_incidents").fetchone()[0]
+            connection.execute("DROP TABLE crime_changes")
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        finally:
+            connection.unregister("incoming")
+
+    unchanged = pull.frame.height - new - replaced
+    return MergeCounts(pulled=pull.frame.height, new=new, replaced=replaced, unchanged=unchanged, stored=stored)
+
+
+def write_parquet_copy(warehouse: Path, raw_dir: Path, table: str) -> None:
+    """Replace the Parquet copy of ``raw.<table>`` with the table's current rows."""
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    path = raw_dir / f"{table}.parquet"
+    literal = path.as_posix().replace("'", "''")
+    with connect(warehouse) as connection:
+        connection.execute(f"COPY raw.{table} TO '{literal}' (FORMAT parquet, COMPRESSION zstd)")
 
 
 @dg.asset(group_name="raw", kinds={"duckdb", "parquet"})

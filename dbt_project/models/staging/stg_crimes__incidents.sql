@@ -6,8 +6,17 @@ with typed as (
     select
         trim(id) as incident_id,
         nullif(trim(case_number), '') as case_number,
-        strptime(date, '{{ var("crime_timestamp_format") }}') as occurred_at_local,
-        strptime(updated_on, '{{ var("crime_timestamp_format") }}') as updated_at_local,
+        -- Extract rows carry the CSV format and rows pulled from the Socrata API its floating
+        -- timestamps, both local wall-clock times. Ingest rejects a value that parses with neither,
+        -- and a NULL left here fails the not_null tests on occurred_at_utc and updated_at_utc.
+        coalesce(
+            try_strptime(date, '{{ var("crime_timestamp_format") }}'),
+            try_strptime(date, '{{ var("crime_api_timestamp_format") }}')
+        ) as occurred_at_local,
+        coalesce(
+            try_strptime(updated_on, '{{ var("crime_timestamp_format") }}'),
+            try_strptime(updated_on, '{{ var("crime_api_timestamp_format") }}')
+        ) as updated_at_local,
         nullif(trim(iucr), '') as iucr,
         nullif(trim(primary_type), '') as primary_type,
         nullif(trim(location_description), '') as location_description,
