@@ -34,6 +34,9 @@ from orchestration.warehouse import connect
 
 logger = logging.getLogger("riskcast")
 
+# Dagster's console logger prints every event at DEBUG, thousands of lines per partitioned run;
+# INFO keeps the asset logs, step failures and run results.
+CONSOLE_LOG_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
@@ -45,8 +48,8 @@ class JobFailedError(RuntimeError):
 def run_job(definitions: dg.Definitions, instance: dg.DagsterInstance, name: str,
             tags: dict[str, str] | None = None) -> None:
     started = time.monotonic()
-    result = definitions.resolve_job_def(name).execute_in_process(instance=instance, tags=tags or {},
-                                                              raise_on_error=False)
+    result = definitions.resolve_job_def(name).execute_in_process(
+        run_config=CONSOLE_LOG_CONFIG, instance=instance, tags=tags or {}, raise_on_error=False)
     elapsed = time.monotonic() - started
     if not result.success:
         failures = [f"{event.step_key}: {event.event_specific_data.error.message.strip()}"
