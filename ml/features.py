@@ -126,8 +126,8 @@ def build_cell_hour_features(
 ) -> pl.DataFrame:
     """Build one feature row per cell and UTC hour in ``[start, end)``, sorted by hour then cell.
 
-    ``counts`` holds sparse (cell_id, hour, crime_count, violent_count) rows and must cover
-    ``[start - 28 days, end)``; ``weather`` holds one row per UTC hour with the columns in
+    ``counts`` contains sparse (cell_id, hour, crime_count, violent_count) rows and must cover
+    ``[start - 28 days, end)``; ``weather`` contains one row per UTC hour with the columns in
     ``WEATHER_COLUMNS`` (NULL where missing) and should cover ``[start - 1 h, end - 1 h)``.
     """
     if end <= start:

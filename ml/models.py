@@ -381,7 +381,7 @@ class LightGBMMember:
         self.n_features = 0
 
     def lightgbm_params(self) -> dict:
-        # LightGBM's parameter documentation asks for force_row_wise or
+        # LightGBM's parameter documentation recommends force_row_wise or
         # force_col_wise alongside deterministic=true, to avoid numerical instability.
         return {
             "objective": "binary",

@@ -18,7 +18,7 @@ DEFAULT_HOME = Path("data")
 
 @dataclass(frozen=True)
 class RiskcastSettings:
-    """Where Riskcast keeps its files for one jurisdiction."""
+    """File locations of Riskcast for one jurisdiction."""
 
     home: Path
     jurisdiction: str

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
 
-# Socrata returns 202 while it still prepares a result, and asks clients to repeat the request
+# Socrata returns 202 while it still prepares a result, and clients should repeat the request
 # (https://dev.socrata.com/docs/response-codes).
 RETRYABLE_STATUSES = frozenset({202, 429, 500, 502, 503, 504})
 MAX_WAIT_SECONDS = 60.0

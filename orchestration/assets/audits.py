@@ -1,8 +1,10 @@
 """Audit gates (the data input audit): Great Expectations suites run as Dagster asset checks.
 
 ``BLOCKING_CHECKS`` lists the checks of ERROR severity: when one fails, or GX cannot evaluate it,
-Dagster skips every asset downstream of the checked table in the same run. The others are WARN
-checks: recorded and shown in the UI, never blocking.
+Dagster skips the checked table's direct children in the same run, and with them everything
+below. ``AUDITED_INPUTS`` makes every Python asset that reads warehouse tables such a child. The
+other checks have WARN severity and blocking off, so their results show in the UI without
+stopping a run.
 """
 
 
