@@ -57,6 +57,20 @@ class RiskcastResource(dg.ConfigurableResource):
         return settings
 
 
+def ensure_extracts_folder(folder: Path, generate_demo: bool) -> Path:
+    """Return ``folder``, first writing the synthetic demo extracts into it when asked and missing.
+
+    Every local source of the demo jurisdiction calls this, so whichever raw asset runs first
+    writes the whole demo folder and the others find it in place.
+    """
+    if generate_demo and not (folder / "boundaries").is_dir():
+        from ml.demo import write_demo_extracts
+
+        logger.info("writing the synthetic demo extracts to %s", folder)
+        write_demo_extracts(folder)
+    return folder
+
+
 class CityDataSource(dg.ConfigurableResource, ABC):
     """A source of crime incidents, weather observations and cell boundaries for one city."""
 
@@ -77,13 +91,7 @@ class LocalExtractsSource(CityDataSource):
     generate_demo: bool = False
 
     def extracts_folder(self) -> Path:
-        folder = Path(self.folder)
-        if self.generate_demo and not (folder / "boundaries").is_dir():
-            from ml.demo import write_demo_extracts
-
-            logger.info("writing the synthetic demo extracts to %s", folder)
-            write_demo_extracts(folder)
-        return folder
+        return ensure_extracts_folder(Path(self.folder), self.generate_demo)
 
     def crime_incidents(self, jurisdiction: JurisdictionConfig) -> ExtractTable:
         return read_crime_extracts(self.extracts_folder(), jurisdiction.crimes)
