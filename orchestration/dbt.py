@@ -75,9 +75,10 @@ def prepare_manifest() -> Path:
 # DuckDB's spelling of the Socrata floating-timestamp format, as in 2023-07-04T00:15:00.000.
 DEFAULT_API_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
 
-# Fractional-second specifiers of polars (chrono) formats and their DuckDB equivalents. DuckDB's
-# %f reads 1 to 6 digits, and %g exactly 3.
-CHRONO_TO_DUCKDB_FRACTIONS = (("%.3f", ".%g"), ("%.6f", ".%f"), ("%.f", ".%f"))
+# Specifiers of polars (chrono) formats and their DuckDB equivalents. DuckDB's %f reads 1 to 6
+# fractional digits and %g exactly 3; its %z reads an offset with or without minutes and colon,
+# which chrono spells %#z and %:z.
+CHRONO_TO_DUCKDB_FRACTIONS = (("%.3f", ".%g"), ("%.6f", ".%f"), ("%.f", ".%f"), ("%#z", "%z"), ("%:z", "%z"))
 
 
 def duckdb_timestamp_format(chrono_format: str) -> str:
@@ -100,7 +101,8 @@ def dbt_vars(jurisdiction: JurisdictionConfig) -> dict[str, Any]:
     api = jurisdiction.crimes.api
     return {
         "time_zone": jurisdiction.time_zone,
-        "crime_timestamp_format": jurisdiction.crimes.timestamp_format,
+        "crime_timestamp_format": duckdb_timestamp_format(jurisdiction.crimes.timestamp_format),
+        "crime_time_basis": jurisdiction.crimes.time_basis,
         "crime_api_timestamp_format": (duckdb_timestamp_format(api.timestamp_format) if api
                                        else DEFAULT_API_TIMESTAMP_FORMAT),
         "weather_timestamp_format": weather.timestamp_format if weather else "%Y-%m-%d %H:%M",

@@ -16,7 +16,12 @@ from orchestration.assets.audits import AUDIT_CHECKS
 from orchestration.assets.evaluation import evaluation_metrics
 from orchestration.assets.features import build_features_asset
 from orchestration.assets.models import risk_ensemble
-from orchestration.assets.raw import raw_cells, raw_crime_incidents, raw_weather_observations
+from orchestration.assets.raw import (
+    raw_cells,
+    raw_crime_incidents,
+    raw_offense_codes,
+    raw_weather_observations,
+)
 from orchestration.assets.scoring import build_scoring_asset
 from orchestration.assets.warehouse import build_warehouse_assets, dbt_resource
 from orchestration.dbt import prepare_manifest
@@ -28,6 +33,7 @@ from orchestration.jurisdiction import (
 )
 from orchestration.partitions import hourly_partitions
 from orchestration.resources import CityDataSource, LocalExtractsSource, RiskcastResource, SocrataCrimeSource
+from orchestration.sensors import build_extracts_sensor
 from orchestration.settings import HOME_VARIABLE, RiskcastSettings
 
 CONFIG_VARIABLE = "RISKCAST_CONFIG"
@@ -64,10 +70,11 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
                             description="Compare the ensemble with CompSTAT on the evaluation window."),
     ]
     return dg.Definitions(
-        assets=[raw_crime_incidents, raw_weather_observations, raw_cells, warehouse, features,
+        assets=[raw_crime_incidents, raw_offense_codes, raw_weather_observations, raw_cells, warehouse, features,
                 risk_ensemble, scores, evaluation_metrics],
         asset_checks=AUDIT_CHECKS,
         jobs=jobs,
+        sensors=[build_extracts_sensor(extracts, jurisdiction, WAREHOUSE_JOB)],
         resources={
             "riskcast": RiskcastResource(run_config_path=str(run_config_path.resolve()), home=str(home)),
             "city_source": city_source(run.source, extracts, generate_demo=run.extracts_folder is None),

@@ -16,7 +16,13 @@ from pathlib import Path
 
 import polars as pl
 
-from orchestration.jurisdiction import CellSourceConfig, CrimeSourceConfig, WeatherSourceConfig
+from orchestration.jurisdiction import (
+    OPTIONAL_CRIME_FIELDS,
+    REQUIRED_CRIME_FIELDS,
+    CellSourceConfig,
+    CrimeSourceConfig,
+    WeatherSourceConfig,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -108,19 +114,37 @@ def drop_blank_rows(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     return kept, frame.height - kept.height
 
 
+def with_all_crime_fields(frame: pl.DataFrame) -> pl.DataFrame:
+    """Add every canonical crime field the mapping leaves out as a null text column.
+
+    The raw table then has the same columns for every jurisdiction, so one staging model serves
+    them all. The canonical fields come first, in a fixed order, then the provenance columns.
+    """
+    fields = REQUIRED_CRIME_FIELDS + OPTIONAL_CRIME_FIELDS
+    absent = [pl.lit(None, dtype=pl.String).alias(name) for name in fields if name not in frame.columns]
+    frame = frame.with_columns(absent) if absent else frame
+    return frame.select([*fields, *(name for name in frame.columns if name not in fields)])
+
+
+def check_crime_timestamps(frame: pl.DataFrame, path: Path, columns: dict[str, str],
+                           timestamp_format: str) -> None:
+    """Check the mapped time fields (``date``, and ``updated_on`` when mapped) against the format."""
+    for field in ("date", "updated_on"):
+        if field in columns:
+            check_timestamps(frame, path, field, columns[field], timestamp_format)
+
+
 def read_crime_extracts(folder: Path, config: CrimeSourceConfig) -> ExtractTable:
     files = find_files(folder, config.files, "crime")
     frames = []
     blank_rows = 0
     for path in files:
-        frame = select_mapped_columns(read_text_table(path), path, config.columns,
-                                      ("id", "date", "fbi_code", "updated_on", "latitude", "longitude"))
+        frame = select_mapped_columns(read_text_table(path), path, config.columns, REQUIRED_CRIME_FIELDS)
         frame, blank = drop_blank_rows(with_provenance(frame, path))
         blank_rows += blank
-        check_timestamps(frame, path, "date", config.columns["date"], config.timestamp_format)
-        check_timestamps(frame, path, "updated_on", config.columns["updated_on"], config.timestamp_format)
+        check_crime_timestamps(frame, path, config.columns, config.timestamp_format)
         logger.info("read %d crime rows from %s (%d blank rows skipped)", frame.height, path, blank)
-        frames.append(frame)
+        frames.append(with_all_crime_fields(frame))
     return ExtractTable(pl.concat(frames, how="diagonal"), files, blank_rows)
 
 

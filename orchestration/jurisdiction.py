@@ -8,9 +8,11 @@ evaluate windows. Adding a city means adding a YAML file, not code.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -20,9 +22,13 @@ RUNS_DIR = Path(__file__).parent / "runs"
 
 # Canonical crime-incident fields: every source's columns are renamed to these (the Socrata API
 # vocabulary of the Chicago portal). Names, addresses and narrative text are never kept.
-REQUIRED_CRIME_FIELDS = ("id", "date", "fbi_code", "updated_on", "latitude", "longitude")
-OPTIONAL_CRIME_FIELDS = ("case_number", "iucr", "primary_type", "location_description",
+# ``offense_code`` is the code that ``offense_codes`` maps to categories: the FBI code in Chicago,
+# the UCR general code in Philadelphia. ``updated_on`` is optional because some portals publish
+# no revision time; staging then keeps the version that appears last in the extracts.
+REQUIRED_CRIME_FIELDS = ("id", "date", "offense_code", "latitude", "longitude")
+OPTIONAL_CRIME_FIELDS = ("updated_on", "case_number", "iucr", "primary_type", "location_description",
                          "beat", "district", "community_area")
+CATEGORY_NAME = r"^[a-z][a-z0-9_]*$"
 REQUIRED_WEATHER_FIELDS = ("station", "date", "report_type", "temperature_f",
                            "relative_humidity", "wind_speed_mph", "precipitation_in")
 
@@ -79,6 +85,9 @@ class CrimeApiConfig(BaseModel):
     @model_validator(mode="after")
     def check_columns(self) -> "CrimeApiConfig":
         check_crime_columns(self.columns, "crimes.api.columns")
+        if "updated_on" not in self.columns:
+            raise ValueError("crimes.api.columns has no mapping for updated_on; incremental pulls "
+                             "need the dataset's update time (on Socrata usually updated_on)")
         return self
 
 
@@ -87,12 +96,38 @@ class CrimeSourceConfig(BaseModel):
 
     files: str = Field(description="glob of crime extracts, relative to the extracts folder")
     columns: dict[str, str] = Field(description="canonical field -> column name in the extract")
-    timestamp_format: str = Field(description="strptime format of local wall-clock times")
+    timestamp_format: str = Field(
+        description="polars (chrono) strptime format of the `date` and `updated_on` values")
+    time_basis: Literal["local", "utc"] = Field(
+        default="local",
+        description="`local`: the extract's times are wall-clock times in the jurisdiction's zone "
+                    "(Chicago's Date); `utc`: they are UTC instants, such as Philadelphia's "
+                    "dispatch_date_time, and carry no daylight-saving ambiguity")
     api: CrimeApiConfig | None = Field(default=None, description="Socrata dataset for `source: socrata` runs")
 
     @model_validator(mode="after")
     def check_columns(self) -> "CrimeSourceConfig":
         check_crime_columns(self.columns, "crimes.columns")
+        return self
+
+
+class OffenseCode(BaseModel):
+    """What one offense code means: its name, its category and any target groups it belongs to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    offense: str = Field(description="the code's name, such as 'Robbery'")
+    category: str = Field(pattern=CATEGORY_NAME,
+                          description="broad category, such as violent, property or other")
+    groups: list[str] = Field(
+        default_factory=list,
+        description="narrower target groups, such as robbery or burglary; a code may be in several")
+
+    @model_validator(mode="after")
+    def check_groups(self) -> "OffenseCode":
+        bad = [group for group in self.groups if not re.match(CATEGORY_NAME, group)]
+        if bad:
+            raise ValueError(f"group names must be lower-case identifiers such as 'robbery', got {bad}")
         return self
 
 
@@ -148,9 +183,31 @@ class JurisdictionConfig(BaseModel):
     data_start: date
     bounding_box: BoundingBox
     crimes: CrimeSourceConfig
+    offense_codes: dict[str, OffenseCode] = Field(
+        min_length=1,
+        description="offense code -> meaning. Codes are matched after trimming and upper-casing; a "
+                    "code not listed stages as category 'unknown' and the audit counts it")
     weather: WeatherSourceConfig | None = None
     cells: CellSourceConfig
     audit: AuditConfig = AuditConfig()
+
+    @model_validator(mode="after")
+    def check_time_zone(self) -> "JurisdictionConfig":
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"time_zone {self.time_zone!r} is not an IANA time zone name; use a name "
+                             f"such as 'America/Chicago' or 'America/New_York', not an abbreviation "
+                             f"or an offset") from error
+        return self
+
+    @model_validator(mode="after")
+    def normalise_codes(self) -> "JurisdictionConfig":
+        normalised = {str(code).strip().upper(): meaning for code, meaning in self.offense_codes.items()}
+        if len(normalised) != len(self.offense_codes):
+            raise ValueError("offense_codes lists the same code twice after trimming and upper-casing")
+        self.offense_codes = normalised
+        return self
 
     @property
     def partitions_start(self) -> datetime:

@@ -19,11 +19,12 @@ import polars as pl
 
 from orchestration.ingest import (
     ExtractTable,
-    check_timestamps,
+    check_crime_timestamps,
     read_cells,
     read_crime_extracts,
     read_weather_extracts,
     select_mapped_columns,
+    with_all_crime_fields,
 )
 from orchestration.jurisdiction import (
     ConfigError,
@@ -156,8 +157,7 @@ class SocrataCrimeSource(CityDataSource):
 
         frame = canonical_crime_frame(result.rows, api, source)
         label = Path(source)
-        check_timestamps(frame, label, "date", api.columns["date"], api.timestamp_format)
-        check_timestamps(frame, label, "updated_on", api.columns["updated_on"], api.timestamp_format)
+        check_crime_timestamps(frame, label, api.columns, api.timestamp_format)
         logger.info("pulled %d crime rows from %s in %d requests", frame.height, source, len(result.requests))
         return CrimePull(frame=frame, source=source, watermark=result.watermark, requests=result.requests)
 
@@ -187,7 +187,7 @@ def canonical_crime_frame(rows: list[dict[str, str]], api: CrimeApiConfig, sourc
     raw = pl.DataFrame(records, schema={field: pl.String for field in fields})
 
     frame = select_mapped_columns(raw, Path(source), api.columns, API_REQUIRED_CRIME_FIELDS)
-    return frame.select(list(api.columns)).with_columns(
+    return with_all_crime_fields(frame.select(list(api.columns))).with_columns(
         pl.lit(source).alias("source_file"),
         (pl.int_range(pl.len(), dtype=pl.Int64) + 1).alias("source_row"),
     )

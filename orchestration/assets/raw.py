@@ -14,11 +14,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import polars as pl
 
 from orchestration.ingest import ExtractTable
 from orchestration.jurisdiction import JurisdictionConfig
 from orchestration.resources import CityDataSource, CrimePull, RiskcastResource, SocrataCrimeSource
+from orchestration.revisions import CrimeChanges, compare_versions, utc_hours
 from orchestration.settings import RiskcastSettings
 from orchestration.warehouse import connect
 
@@ -57,19 +59,137 @@ def raw_crime_incidents(context: dg.AssetExecutionContext, riskcast: RiskcastRes
         return ingest_socrata_crimes(context, jurisdiction, settings, city_source)
 
     extract = city_source.crime_incidents(jurisdiction)
+    stored = read_raw_table(settings.warehouse_path, "crime_incidents")
+    changes = compare_versions(stored, extract.frame, jurisdiction) if stored is not None else None
+    watermark = crime_watermark(extract.frame, jurisdiction)
     store_raw_table(settings.warehouse_path, settings.raw_dir, "crime_incidents", extract.frame)
+    record_ingest(settings.warehouse_path, EXTRACTS_CRIME_SOURCE, watermark, extract.frame.height, changes)
 
     distinct_ids = extract.frame["id"].drop_nulls().n_unique()
     without_id = extract.frame.filter(pl.col("id").is_null() | (pl.col("id").str.strip_chars() == "")).height
     context.log.info(f"{jurisdiction.name}: stored {extract.frame.height} crime rows "
                      f"({distinct_ids} distinct ids, {without_id} without an id, which staging "
-                     f"leaves out) from {len(extract.files)} files")
+                     f"leaves out) from {len(extract.files)} files; {describe_changes(changes)}")
     return dg.MaterializeResult(metadata={
         **extract_metadata(extract),
         "distinct_ids": dg.MetadataValue.int(distinct_ids),
         "rows_without_id": dg.MetadataValue.int(without_id),
+        **time_range_metadata(extract.frame, jurisdiction),
+        "watermark": dg.MetadataValue.text(watermark or "none"),
+        **change_metadata(changes),
         "synthetic": dg.MetadataValue.bool(jurisdiction.synthetic),
     })
+
+
+EXTRACTS_CRIME_SOURCE = "extracts:crime_incidents"
+
+CRIME_CHANGES_DDL = """
+    CREATE TABLE IF NOT EXISTS raw.crime_changes (
+        ingested_at TIMESTAMP,
+        source VARCHAR,
+        change VARCHAR,
+        incident_id VARCHAR
+    )
+"""
+AFFECTED_PARTITIONS_DDL = """
+    CREATE TABLE IF NOT EXISTS raw.affected_partitions (
+        ingested_at TIMESTAMP,
+        source VARCHAR,
+        partition_key VARCHAR
+    )
+"""
+
+
+def read_raw_table(warehouse: Path, table: str) -> pl.DataFrame | None:
+    """Return ``raw.<table>`` as stored, or None before its first ingest."""
+    if not warehouse.is_file():
+        return None
+    with connect(warehouse, read_only=True) as connection:
+        exists = connection.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'raw' AND table_name = ?",
+            [table]).fetchone()[0]
+        if not exists:
+            return None
+        return pl.from_arrow(connection.execute(f"SELECT * FROM raw.{table}").arrow())
+
+
+def crime_watermark(frame: pl.DataFrame, jurisdiction: JurisdictionConfig) -> str | None:
+    """The latest revision time in an extract (its latest event time when it has no ``updated_on``),
+    as an ISO 8601 UTC hour."""
+    column = "updated_on" if frame["updated_on"].drop_nulls().len() else "date"
+    hours = utc_hours(frame[column].drop_nulls(), jurisdiction).drop_nulls()
+    return hours.max().isoformat() if hours.len() else None
+
+
+def time_range_metadata(frame: pl.DataFrame, jurisdiction: JurisdictionConfig) -> dict[str, dg.MetadataValue]:
+    """The first and last event hour (UTC) in the rows."""
+    hours = utc_hours(frame["date"].drop_nulls(), jurisdiction).drop_nulls()
+    if not hours.len():
+        return {}
+    return {"first_event_hour_utc": dg.MetadataValue.text(hours.min().isoformat()),
+            "last_event_hour_utc": dg.MetadataValue.text(hours.max().isoformat())}
+
+
+def record_ingest(warehouse: Path, source: str, watermark: str | None, rows: int,
+                  changes: CrimeChanges | None) -> None:
+    """Store the source's watermark, and the records and partitions an ingest changed, in one transaction.
+
+    The first ingest of a source (``changes`` None) records no change rows: every partition is
+    new then, and the whole range is built anyway.
+    """
+    with connect(warehouse) as connection:
+        connection.execute("BEGIN TRANSACTION")
+        try:
+            connection.execute(INGEST_STATE_DDL)
+            connection.execute("INSERT OR REPLACE INTO raw.ingest_state VALUES (?, ?, ?, ?)",
+                               [source, watermark, rows, datetime.now(timezone.utc).replace(tzinfo=None)])
+            insert_changes(connection, source, changes)
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+
+def insert_changes(connection: duckdb.DuckDBPyConnection, source: str, changes: CrimeChanges | None) -> None:
+    """Append an ingest's changed records and affected partitions to their raw tables."""
+    connection.execute(CRIME_CHANGES_DDL)
+    connection.execute(AFFECTED_PARTITIONS_DDL)
+    if changes is None:
+        return
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    changed = pl.concat([
+        pl.DataFrame({"incident_id": ids}, schema={"incident_id": pl.String}).with_columns(pl.lit(change).alias("change"))
+        for change, ids in (("new", changes.new_ids), ("revised", changes.revised_ids), ("removed", changes.removed_ids))
+    ])
+    partitions = pl.DataFrame({"partition_key": changes.partitions}, schema={"partition_key": pl.String})
+    connection.register("changed_records", changed.to_arrow())
+    connection.register("changed_partitions", partitions.to_arrow())
+    connection.execute("INSERT INTO raw.crime_changes SELECT ?, ?, change, incident_id FROM changed_records",
+                       [now, source])
+    connection.execute("INSERT INTO raw.affected_partitions SELECT ?, ?, partition_key FROM changed_partitions",
+                       [now, source])
+    connection.unregister("changed_records")
+    connection.unregister("changed_partitions")
+
+
+def describe_changes(changes: CrimeChanges | None) -> str:
+    if changes is None:
+        return "first ingest"
+    return (f"{len(changes.new_ids)} new, {len(changes.revised_ids)} revised and "
+            f"{len(changes.removed_ids)} removed records touch {len(changes.partitions)} hourly partitions")
+
+
+def change_metadata(changes: CrimeChanges | None) -> dict[str, dg.MetadataValue]:
+    if changes is None:
+        return {"first_ingest": dg.MetadataValue.bool(True)}
+    partitions = changes.partitions
+    return {
+        "records_new": dg.MetadataValue.int(len(changes.new_ids)),
+        "records_revised": dg.MetadataValue.int(len(changes.revised_ids)),
+        "records_removed": dg.MetadataValue.int(len(changes.removed_ids)),
+        "affected_partitions": dg.MetadataValue.int(len(partitions)),
+        "affected_partitions_sample": dg.MetadataValue.text(", ".join(partitions[:20]) or "none"),
+    }
 
 
 def ingest_socrata_crimes(context: dg.AssetExecutionContext, jurisdiction: JurisdictionConfig,
@@ -84,12 +204,13 @@ def ingest_socrata_crimes(context: dg.AssetExecutionContext, jurisdiction: Juris
 
     pull = source.pull_crimes(jurisdiction, since)
     watermark_after = max(filter(None, (watermark_before, pull.watermark)), default=None)
-    counts = merge_crime_pull(settings.warehouse_path, pull, watermark_before, watermark_after)
+    counts = merge_crime_pull(settings.warehouse_path, pull, watermark_before, watermark_after, jurisdiction)
     write_parquet_copy(settings.warehouse_path, settings.raw_dir, "crime_incidents")
 
     context.log.info(f"{jurisdiction.name}: pulled {counts.pulled} crime rows in {len(pull.requests)} "
                      f"requests: {counts.new} new, {counts.replaced} replaced, {counts.unchanged} "
-                     f"unchanged. {counts.stored} rows stored, watermark {watermark_before} -> {watermark_after}")
+                     f"unchanged. {counts.stored} rows stored, watermark {watermark_before} -> {watermark_after}; "
+                     f"{describe_changes(counts.changes)}")
     return dg.MaterializeResult(metadata={
         "dagster/row_count": dg.MetadataValue.int(counts.stored),
         "source": dg.MetadataValue.text(source_name),
@@ -101,6 +222,8 @@ def ingest_socrata_crimes(context: dg.AssetExecutionContext, jurisdiction: Juris
         "watermark_before": dg.MetadataValue.text(watermark_before or "none"),
         "watermark_after": dg.MetadataValue.text(watermark_after or "none"),
         "requests": dg.MetadataValue.int(len(pull.requests)),
+        **time_range_metadata(pull.frame, jurisdiction),
+        **change_metadata(counts.changes),
         "synthetic": dg.MetadataValue.bool(jurisdiction.synthetic),
     })
 
@@ -114,6 +237,7 @@ class MergeCounts:
     replaced: int
     unchanged: int
     stored: int
+    changes: CrimeChanges | None
 
 
 INGEST_STATE_DDL = """
@@ -161,12 +285,14 @@ def lookback_start(watermark: str | None, lookback_days: int) -> str | None:
 
 
 def merge_crime_pull(warehouse: Path, pull: CrimePull, watermark_before: str | None,
-                     watermark_after: str | None) -> MergeCounts:
+                     watermark_after: str | None, jurisdiction: JurisdictionConfig) -> MergeCounts:
     """Merge pulled rows into ``raw.crime_incidents`` and store the new watermark, in one transaction.
 
     A pulled row replaces every stored row with its ``id`` unless one stored row with that id
     already has the same values. ``source_row`` is left out of that comparison, because it is
-    the row's position in a pull and shifts when the lookback window moves. Raises
+    the row's position in a pull and shifts when the lookback window moves. The new and replaced
+    records, and the hourly partitions of their old and new times, are recorded in
+    ``raw.crime_changes`` and ``raw.affected_partitions`` (not on the first pull). Raises
     ``RuntimeError`` when another run changed the stored watermark since ``watermark_before``.
     """
     compared = [name for name in pull.frame.columns if name != "source_row"]
@@ -201,6 +327,12 @@ def merge_crime_pull(warehouse: Path, pull: CrimePull, watermark_before: str | N
             new, replaced = connection.execute(
                 "SELECT count(*) FILTER (WHERE NOT is_stored), count(*) FILTER (WHERE is_stored) "
                 "FROM crime_changes").fetchone()
+            first_pull = stored_watermark is None
+            changes = None if first_pull else compare_versions(
+                pl.from_arrow(connection.execute(
+                    "SELECT * FROM raw.crime_incidents WHERE id IN (SELECT id FROM crime_changes)").arrow()),
+                pl.from_arrow(connection.execute("SELECT * EXCLUDE (is_stored) FROM crime_changes").arrow()),
+                jurisdiction)
 
             connection.execute("DELETE FROM raw.crime_incidents WHERE id IN (SELECT id FROM crime_changes)")
             connection.execute("INSERT INTO raw.crime_incidents BY NAME "
@@ -208,6 +340,7 @@ def merge_crime_pull(warehouse: Path, pull: CrimePull, watermark_before: str | N
             connection.execute("INSERT OR REPLACE INTO raw.ingest_state VALUES (?, ?, ?, ?)",
                                [pull.source, watermark_after, pull.frame.height,
                                 datetime.now(timezone.utc).replace(tzinfo=None)])
+            insert_changes(connection, pull.source, changes)
             stored = connection.execute("SELECT count(*) FROM raw.crime_incidents").fetchone()[0]
             connection.execute("DROP TABLE crime_changes")
             connection.execute("COMMIT")
@@ -218,7 +351,8 @@ def merge_crime_pull(warehouse: Path, pull: CrimePull, watermark_before: str | N
             connection.unregister("incoming")
 
     unchanged = pull.frame.height - new - replaced
-    return MergeCounts(pulled=pull.frame.height, new=new, replaced=replaced, unchanged=unchanged, stored=stored)
+    return MergeCounts(pulled=pull.frame.height, new=new, replaced=replaced, unchanged=unchanged, stored=stored,
+                       changes=changes)
 
 
 def write_parquet_copy(warehouse: Path, raw_dir: Path, table: str) -> None:
@@ -264,4 +398,42 @@ def raw_cells(context: dg.AssetExecutionContext, riskcast: RiskcastResource,
     return dg.MaterializeResult(metadata={
         **extract_metadata(extract),
         "spatial_unit": dg.MetadataValue.text(jurisdiction.cells.spatial_unit),
+    })
+
+
+def offense_code_frame(jurisdiction: JurisdictionConfig) -> pl.DataFrame:
+    """The jurisdiction's offense-code mapping as one row per code.
+
+    ``is_violent`` is true when ``violent`` is the code's category or one of its groups.
+    """
+    rows = [
+        {
+            "offense_code": code,
+            "offense": meaning.offense,
+            "category": meaning.category,
+            "is_violent": "violent" in (meaning.category, *meaning.groups),
+            "offense_groups": list(meaning.groups),
+        }
+        for code, meaning in sorted(jurisdiction.offense_codes.items())
+    ]
+    schema = {"offense_code": pl.String, "offense": pl.String, "category": pl.String,
+              "is_violent": pl.Boolean, "offense_groups": pl.List(pl.String)}
+    return pl.DataFrame(rows, schema=schema)
+
+
+@dg.asset(group_name="raw", kinds={"duckdb", "parquet"})
+def raw_offense_codes(context: dg.AssetExecutionContext, riskcast: RiskcastResource) -> dg.MaterializeResult:
+    """The jurisdiction file's offense codes with their categories and target groups."""
+    jurisdiction = riskcast.jurisdiction()
+    settings = riskcast.settings()
+    frame = offense_code_frame(jurisdiction)
+    store_raw_table(settings.warehouse_path, settings.raw_dir, "offense_codes", frame)
+
+    per_category = frame.group_by("category").len().sort("category")
+    summary = ", ".join(f"{row['category']} {row['len']}" for row in per_category.iter_rows(named=True))
+    context.log.info(f"{jurisdiction.name}: stored {frame.height} offense codes ({summary})")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": dg.MetadataValue.int(frame.height),
+        "codes_per_category": dg.MetadataValue.text(summary),
+        "violent_codes": dg.MetadataValue.text(", ".join(frame.filter("is_violent")["offense_code"])),
     })

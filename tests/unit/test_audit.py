@@ -26,7 +26,7 @@ def incidents(ids: list[str] | None = None, latitudes: list[float | None] | None
         "incident_id": ids or ["900101", "900102", "900103"],
         "occurred_at_utc": pd.to_datetime(occurred or ["2023-07-04 05:15", "2023-07-04 17:15", "2023-11-05 06:30"],
                                           utc=True),
-        "fbi_code": ["08B", "06", "03"],
+        "offense_code": ["08B", "06", "03"],
         "latitude": latitudes or [41.879, 41.88, 41.70],
         "longitude": [-87.658, -87.62, -87.62],
     })
@@ -191,13 +191,13 @@ def write_staging_table(warehouse: Path, frame: pd.DataFrame) -> None:
         connection.execute("CREATE SCHEMA IF NOT EXISTS staging")
         connection.execute("""
             CREATE OR REPLACE TABLE staging.stg_crimes__incidents (
-                incident_id VARCHAR, occurred_at_utc TIMESTAMPTZ, fbi_code VARCHAR,
+                incident_id VARCHAR, occurred_at_utc TIMESTAMPTZ, offense_code VARCHAR,
                 latitude DOUBLE, longitude DOUBLE, quarantine_reason VARCHAR)
         """)
         connection.register("incoming", frame)
         connection.execute("""
             INSERT INTO staging.stg_crimes__incidents
-            SELECT incident_id, occurred_at_utc, fbi_code, latitude, longitude, NULL FROM incoming
+            SELECT incident_id, occurred_at_utc, offense_code, latitude, longitude, NULL FROM incoming
         """)
 
 
@@ -233,7 +233,7 @@ def test_table_missing_column(tmp_path: Path) -> None:
         connection.execute("CREATE SCHEMA staging")
         connection.execute("CREATE TABLE staging.stg_crimes__incidents AS "
                            "SELECT '900101' AS incident_id, TIMESTAMPTZ '2023-07-04 05:15:00+00' AS occurred_at_utc, "
-                           "'08B' AS fbi_code, -87.658 AS longitude")
+                           "'08B' AS offense_code, -87.658 AS longitude")
 
     result = validate_table(warehouse, SUITE, CHICAGO_BOX)
 

@@ -107,7 +107,7 @@ def test_crime_values_stay_text(tmp_path: Path, chicago: JurisdictionConfig) -> 
     assert frame["district"].to_list() == ["012", "012", "012"]
     assert frame["date"].to_list() == ["07/04/2023 12:15:00 AM", "07/04/2023 12:15:00 PM",
                                        "11/05/2023 01:30:00 AM"]
-    assert frame["fbi_code"].to_list() == ["08B", "06", "03"]
+    assert frame["offense_code"].to_list() == ["08B", "06", "03"]
 
 
 def test_crime_empty_coordinates_are_null(tmp_path: Path, chicago: JurisdictionConfig) -> None:
@@ -244,7 +244,7 @@ def test_missing_column_names_fix(error_without_date: tuple[str, Path]) -> None:
 def test_missing_column_lists_only_missing(error_without_date: tuple[str, Path]) -> None:
     message, _ = error_without_date
 
-    assert "fbi_code (column" not in message
+    assert "offense_code (column" not in message
 
 
 @pytest.fixture

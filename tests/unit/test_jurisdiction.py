@@ -61,7 +61,7 @@ def test_chicago_crime_mapping() -> None:
     assert crimes.timestamp_format == "%m/%d/%Y %I:%M:%S %p"
     assert crimes.columns["date"] == "Date"
     assert crimes.columns["updated_on"] == "Updated On"
-    assert crimes.columns["fbi_code"] == "FBI Code"
+    assert crimes.columns["offense_code"] == "FBI Code"
 
 
 def test_chicago_weather_and_cells() -> None:
@@ -120,7 +120,7 @@ def test_unknown_name_lists_known() -> None:
         load_jurisdiction("gotham")
 
     assert "unknown jurisdiction 'gotham'" in str(caught.value)
-    assert "['chicago', 'demo']" in str(caught.value)
+    assert "['chicago', 'demo', 'philadelphia']" in str(caught.value)
 
 
 def test_missing_path_rejected(tmp_path: Path) -> None:
@@ -332,3 +332,88 @@ def test_evaluate_window_explicit(tmp_path: Path) -> None:
 
     assert config.evaluate_window.start == datetime(2023, 6, 2, tzinfo=UTC)
     assert config.evaluate_window.hours == 24
+
+
+# Offense codes and time basis.
+
+def test_philadelphia_reads_utc_instants_without_revision_time() -> None:
+    config = load_jurisdiction("philadelphia")
+
+    assert config.crimes.time_basis == "utc"
+    assert config.crimes.columns["date"] == "dispatch_date_time"
+    assert "updated_on" not in config.crimes.columns
+    assert config.weather is None
+
+
+def test_offense_codes_map_categories_and_groups() -> None:
+    codes = load_jurisdiction("chicago").offense_codes
+
+    assert (codes["03"].category, codes["03"].groups) == ("violent", ["robbery"])
+    assert (codes["05"].category, codes["05"].groups) == ("property", ["burglary"])
+    assert sorted(code for code, meaning in codes.items() if meaning.category == "violent") == \
+        ["01A", "02", "03", "04A", "04B"]
+
+
+def test_offense_codes_are_trimmed_and_upper_cased(tmp_path: Path) -> None:
+    content = chicago_content()
+    content["offense_codes"] = {" 04a ": {"offense": "Aggravated assault", "category": "violent"}}
+
+    config = load_jurisdiction(str(write_jurisdiction(tmp_path, content)))
+
+    assert list(config.offense_codes) == ["04A"]
+
+
+def test_same_code_twice_after_normalising_is_rejected(tmp_path: Path) -> None:
+    content = chicago_content()
+    content["offense_codes"] = {"04a": {"offense": "a", "category": "violent"},
+                                "04A": {"offense": "b", "category": "violent"}}
+
+    assert "lists the same code twice" in jurisdiction_error(tmp_path, content)
+
+
+def test_empty_offense_codes_are_rejected(tmp_path: Path) -> None:
+    content = chicago_content()
+    content["offense_codes"] = {}
+
+    assert "offense_codes" in jurisdiction_error(tmp_path, content)
+
+
+def test_group_names_must_be_identifiers(tmp_path: Path) -> None:
+    content = chicago_content()
+    content["offense_codes"] = {"03": {"offense": "Robbery", "category": "violent", "groups": ["Armed Robbery"]}}
+
+    assert "'Armed Robbery'" in jurisdiction_error(tmp_path, content)
+
+
+def test_unknown_time_basis_is_rejected(tmp_path: Path) -> None:
+    content = chicago_content()
+    content["crimes"]["time_basis"] = "gmt"
+
+    message = jurisdiction_error(tmp_path, content)
+
+    assert "time_basis" in message
+    assert "'local' or 'utc'" in message
+
+
+def test_api_without_updated_on_is_rejected(tmp_path: Path) -> None:
+    content = chicago_content()
+    del content["crimes"]["api"]["columns"]["updated_on"]
+
+    assert "crimes.api.columns has no mapping for updated_on" in jurisdiction_error(tmp_path, content)
+
+
+def test_offense_code_is_required(tmp_path: Path) -> None:
+    content = chicago_content()
+    del content["crimes"]["columns"]["offense_code"]
+
+    assert "no mapping for required fields ['offense_code']" in jurisdiction_error(tmp_path, content)
+
+
+@pytest.mark.parametrize("zone", ["CST", "UTC-6", "America/Chicgo"])
+def test_wrong_time_zone_names_the_value(tmp_path: Path, zone: str) -> None:
+    content = chicago_content()
+    content["time_zone"] = zone
+
+    message = jurisdiction_error(tmp_path, content)
+
+    assert f"time_zone {zone!r} is not an IANA time zone name" in message

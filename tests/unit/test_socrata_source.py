@@ -208,7 +208,7 @@ def runs(portal: PortalServer, tmp_path_factory: pytest.TempPathFactory) -> list
             instance=dg.DagsterInstance.ephemeral())
         assert result.success
         staged = {row[0]: row[1:] for row in query(
-            warehouse, "SELECT incident_id, occurred_at_utc, ts_ambiguous, ts_nonexistent, fbi_code "
+            warehouse, "SELECT incident_id, occurred_at_utc, ts_ambiguous, ts_nonexistent, offense_code "
                        "FROM staging.stg_crimes__incidents")}
         located = dict(query(warehouse, "SELECT incident_id, cell_id FROM intermediate.int_incidents__located "
                                         "WHERE quarantine_reason IS NULL"))
@@ -290,7 +290,7 @@ def test_second_run_merges_by_id(runs: list[RunRecord]) -> None:
 def test_revised_row_has_new_values(runs: list[RunRecord]) -> None:
     revised = next(row for row in runs[1].raw if row["id"] == "900102")
 
-    assert revised["fbi_code"] == "04A"
+    assert revised["offense_code"] == "04A"
     assert revised["updated_on"] == "2024-06-10T03:00:00.000"
     assert runs[1].staged["900102"][3] == "04A"
 

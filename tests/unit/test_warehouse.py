@@ -74,7 +74,7 @@ def test_staging_drops_free_text(warehouse: Path) -> None:
 
 
 def test_latest_revision_wins(warehouse: Path) -> None:
-    rows = query(warehouse, "SELECT fbi_code, latitude FROM staging.stg_crimes__incidents WHERE incident_id = '910001'")
+    rows = query(warehouse, "SELECT offense_code, latitude FROM staging.stg_crimes__incidents WHERE incident_id = '910001'")
 
     assert rows == [("04A", 41.8811)]
 
@@ -101,7 +101,7 @@ def test_nonexistent_time_moves_forward(warehouse: Path) -> None:
     assert rows == [(datetime(2024, 3, 10, 8, 30), False, True)]
 
 
-def test_violent_flag_comes_from_seed(warehouse: Path) -> None:
+def test_violent_flag_comes_from_offense_codes(warehouse: Path) -> None:
     rows = dict(query(warehouse, "SELECT incident_id, is_violent FROM intermediate.int_incidents__located"))
 
     assert rows["900103"] is True

@@ -1,4 +1,5 @@
--- Incidents with their category from the FBI-code seed, their UTC hour and their cell.
+-- Incidents with their category from the jurisdiction's offense_codes mapping (raw.offense_codes),
+-- their UTC hour and their cell. A code the mapping does not list gets category 'unknown'.
 -- Rows that cannot be placed keep a quarantine_reason instead of being dropped:
 -- missing_coordinates, zero_coordinates, outside_bounding_box (likely swapped or mistyped), or
 -- outside_cells (inside the box but in no cell polygon). A point on a shared cell boundary goes
@@ -9,7 +10,8 @@ with incidents as (
         date_trunc('hour', incidents.occurred_at_utc) as hour,
         coalesce(codes.category, 'unknown') as category,
         coalesce(codes.is_violent, false) as is_violent,
-        codes.fbi_code is null as is_unknown_code,
+        coalesce(codes.offense_groups, []::varchar[]) as offense_groups,
+        codes.offense_code is null as is_unknown_code,
         case
             when incidents.latitude is null or incidents.longitude is null then 'missing_coordinates'
             when incidents.latitude = 0 or incidents.longitude = 0 then 'zero_coordinates'
@@ -18,8 +20,8 @@ with incidents as (
                 then 'outside_bounding_box'
         end as location_problem
     from {{ ref('stg_crimes__incidents') }} as incidents
-    left join {{ ref('fbi_code_categories') }} as codes
-        on incidents.fbi_code = codes.fbi_code
+    left join {{ source('raw', 'offense_codes') }} as codes
+        on incidents.offense_code = codes.offense_code
 ),
 
 points as (

@@ -3,7 +3,7 @@ select
     incident_id,
     quarantine_reason,
     occurred_at_utc,
-    fbi_code,
+    offense_code,
     category,
     latitude,
     longitude,

@@ -1,26 +1,27 @@
 {{ config(materialized="table") }}
 -- A table rather than a view: the local-to-UTC conversion is the costly step, and the data tests would repeat it.
 -- Typed crime incidents, one row per incident id: the version with the latest updated_on wins,
--- and ties between identical versions keep the row that appears last in the extracts.
+-- and ties between identical versions, or a portal without updated_on, keep the row that appears
+-- last in the extracts.
+--
+-- crime_time_basis says what the extract's times are. 'local' (Chicago's Date): wall-clock times
+-- in the jurisdiction's zone, converted to UTC by local_to_utc's documented DST rule. 'utc'
+-- (Philadelphia's dispatch_date_time): instants that carry an offset, so there is no ambiguous or
+-- nonexistent hour, and the local time is derived from them.
 with typed as (
     select
         trim(id) as incident_id,
         nullif(trim(case_number), '') as case_number,
         -- Extract rows carry the CSV format and rows pulled from the Socrata API its floating
-        -- timestamps, both local wall-clock times. Ingest rejects a value that parses with neither,
-        -- and a NULL left here fails the not_null tests on occurred_at_utc and updated_at_utc.
-        coalesce(
-            try_strptime(date, '{{ var("crime_timestamp_format") }}'),
-            try_strptime(date, '{{ var("crime_api_timestamp_format") }}')
-        ) as occurred_at_local,
-        coalesce(
-            try_strptime(updated_on, '{{ var("crime_timestamp_format") }}'),
-            try_strptime(updated_on, '{{ var("crime_api_timestamp_format") }}')
-        ) as updated_at_local,
+        -- timestamps. Ingest rejects a value that parses with neither, and a NULL left here
+        -- fails the not_null test on occurred_at_utc. Both columns are naive timestamps, local
+        -- or UTC as crime_time_basis says; a portal without updated_on leaves updated_at NULL.
+        {{ parse_crime_time('date') }} as occurred_at_parsed,
+        {{ parse_crime_time('updated_on') }} as updated_at_parsed,
         nullif(trim(iucr), '') as iucr,
         nullif(trim(primary_type), '') as primary_type,
         nullif(trim(location_description), '') as location_description,
-        upper(nullif(trim(fbi_code), '')) as fbi_code,
+        upper(nullif(trim(offense_code), '')) as offense_code,
         nullif(trim(beat), '') as beat,
         nullif(trim(district), '') as district,
         nullif(trim(community_area), '') as community_area,
@@ -37,22 +38,30 @@ latest as (
     from typed
     qualify row_number() over (
         partition by incident_id
-        order by updated_at_local desc, source_file desc, source_row desc
+        order by updated_at_parsed desc nulls last, source_file desc, source_row desc
     ) = 1
 )
 
 select
     incident_id,
     case_number,
-    occurred_at_local,
-    {{ local_to_utc('occurred_at_local') }} as occurred_at_utc,
-    {{ is_ambiguous_local('occurred_at_local') }} as ts_ambiguous,
-    {{ is_nonexistent_local('occurred_at_local') }} as ts_nonexistent,
-    {{ local_to_utc('updated_at_local') }} as updated_at_utc,
+{%- if var('crime_time_basis') == 'utc' %}
+    {{ utc_to_local('occurred_at_parsed') }} as occurred_at_local,
+    occurred_at_parsed as occurred_at_utc,
+    false as ts_ambiguous,
+    false as ts_nonexistent,
+    updated_at_parsed as updated_at_utc,
+{%- else %}
+    occurred_at_parsed as occurred_at_local,
+    {{ local_to_utc('occurred_at_parsed') }} as occurred_at_utc,
+    {{ is_ambiguous_local('occurred_at_parsed') }} as ts_ambiguous,
+    {{ is_nonexistent_local('occurred_at_parsed') }} as ts_nonexistent,
+    {{ local_to_utc('updated_at_parsed') }} as updated_at_utc,
+{%- endif %}
     iucr,
     primary_type,
     location_description,
-    fbi_code,
+    offense_code,
     beat,
     district,
     community_area,
