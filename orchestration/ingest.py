@@ -9,6 +9,7 @@ found later can be traced back to the line of the export.
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 from dataclasses import dataclass
@@ -50,15 +51,46 @@ def find_files(folder: Path, pattern: str, what: str) -> list[Path]:
 
 
 def read_text_table(path: Path) -> pl.DataFrame:
-    """Read a CSV (optionally gzip-compressed) or Parquet file with every column as text."""
+    """Read a CSV (optionally gzip-compressed), JSON or Parquet file with every column as text."""
     try:
         if path.suffix == ".parquet":
             frame = pl.read_parquet(path)
             return frame.with_columns(pl.all().cast(pl.String))
+        if path.name.endswith((".json", ".json.gz")):
+            return read_json_records(path)
         return pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", raise_if_empty=False)
     except (pl.exceptions.ComputeError, OSError, EOFError) as error:
         raise ExtractError(f"cannot read {path}: {error}; re-download the file or remove it from "
                            f"the extracts folder") from error
+
+
+def read_json_records(path: Path) -> pl.DataFrame:
+    """Read a portal JSON export, an array of flat objects as Socrata writes it, with values as text.
+
+    A field missing from an object is null; nested values (such as Socrata's ``location`` point)
+    are kept as their JSON text, so a mapping that needs them fails on the header check instead.
+    """
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        try:
+            records = json.load(handle)
+        except json.JSONDecodeError as error:
+            raise ExtractError(f"{path} is not valid JSON ({error}); re-download the file") from error
+    if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
+        raise ExtractError(f"{path} must contain a JSON array of objects, one per record, as the "
+                           f"portal's JSON export does")
+
+    fields = list(dict.fromkeys(name for record in records for name in record))
+    text = [{name: as_text(record.get(name)) for name in fields} for record in records]
+    return pl.DataFrame(text, schema={name: pl.String for name in fields})
+
+
+def as_text(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return json.dumps(value)
 
 
 def select_mapped_columns(frame: pl.DataFrame, path: Path, columns: dict[str, str],

@@ -165,6 +165,35 @@ def test_crime_gzip_matches_plain(tmp_path: Path, chicago: JurisdictionConfig) -
     assert packed.drop("source_file").equals(plain.drop("source_file"))
 
 
+def test_crime_json_and_parquet_match_csv(tmp_path: Path, chicago: JurisdictionConfig) -> None:
+    write_crimes(tmp_path / "plain", ROWS, name="chicago_crimes_2023.csv")
+    records = pl.read_csv(tmp_path / "plain" / "crimes" / "chicago_crimes_2023.csv", infer_schema=False)
+    (tmp_path / "json" / "crimes").mkdir(parents=True)
+    (tmp_path / "json" / "crimes" / "export.json").write_text(
+        json.dumps([{key: value for key, value in row.items() if value is not None} for row in records.to_dicts()]),
+        encoding="utf-8")
+    (tmp_path / "parquet" / "crimes").mkdir(parents=True)
+    records.write_parquet(tmp_path / "parquet" / "crimes" / "export.parquet")
+    any_file = chicago.crimes.model_copy(update={"files": "crimes/*"})
+
+    plain = read_crime_extracts(tmp_path / "plain", any_file).frame.drop("source_file")
+    from_json = read_crime_extracts(tmp_path / "json", any_file).frame.drop("source_file")
+    from_parquet = read_crime_extracts(tmp_path / "parquet", any_file).frame.drop("source_file")
+
+    assert from_json.equals(plain)
+    assert from_parquet.equals(plain)
+
+
+def test_crime_json_object_is_rejected(tmp_path: Path, chicago: JurisdictionConfig) -> None:
+    (tmp_path / "crimes").mkdir()
+    (tmp_path / "crimes" / "export.json").write_text('{"rows": []}', encoding="utf-8")
+
+    with pytest.raises(ExtractError) as raised:
+        read_crime_extracts(tmp_path, chicago.crimes.model_copy(update={"files": "crimes/*.json"}))
+
+    assert "must contain a JSON array of objects" in str(raised.value)
+
+
 def test_crime_byte_order_mark(tmp_path: Path, chicago: JurisdictionConfig) -> None:
     write_crimes(tmp_path, ROWS, prefix="\ufeff")
 

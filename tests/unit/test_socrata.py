@@ -63,6 +63,9 @@ class ScriptedResponse:
     status: int
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
+    # When set, the server declares the whole body's length but sends only this many bytes, then
+    # closes the connection, as a dropped transfer does.
+    truncate_to: int | None = None
 
 
 @dataclass
@@ -109,7 +112,7 @@ class SodaHandler(BaseHTTPRequestHandler):
         if delay:
             time.sleep(delay)
         if scripted:
-            self.send(scripted.status, scripted.body, scripted.headers)
+            self.send(scripted.status, scripted.body, scripted.headers, scripted.truncate_to)
             return
         if urllib.parse.urlsplit(self.path).path != f"/resource/{DATASET_ID}.json":
             self.send_error_json(404, "dataset not found")
@@ -160,14 +163,16 @@ class SodaHandler(BaseHTTPRequestHandler):
         body = {"code": "query.compiler.malformed", "error": True, "message": message}
         self.send(status, json.dumps(body).encode("utf-8"), {"Content-Type": "application/json"})
 
-    def send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+    def send(self, status: int, body: bytes, headers: dict[str, str], truncate_to: int | None = None) -> None:
         try:
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(body if truncate_to is None else body[:truncate_to])
+            if truncate_to is not None:
+                self.close_connection = True
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up first, as in the timeout test.
             pass
@@ -464,6 +469,28 @@ def test_no_token_header_without_env(soda: SodaState, base_url: str) -> None:
     pull(base_url)
 
     assert all("x-app-token" not in request.headers for request in soda.requests)
+
+
+def test_truncated_body_retried(soda: SodaState, base_url: str) -> None:
+    page = json.dumps([{"id": "900001"}]).encode()
+    soda.scripted = [ScriptedResponse(200, page, {"Content-Type": "application/json"}, truncate_to=len(page) // 2)]
+    sleeps: list[float] = []
+
+    result = pull(base_url, sleeps=sleeps, page_size=10)
+
+    assert sleeps == [1.0]
+    assert sorted(ids_of(result)) == ["900001", "900002", "900003", "900004", "900005"]
+
+
+def test_truncated_body_every_time_raises(soda: SodaState, base_url: str) -> None:
+    page = json.dumps([{"id": "900001"}]).encode()
+    soda.scripted = [ScriptedResponse(200, page, truncate_to=5) for _ in range(4)]
+
+    with pytest.raises(SocrataError) as raised:
+        pull(base_url, sleeps=[], page_size=10)
+
+    assert "IncompleteRead" in str(raised.value)
+    assert "raise max_retries, or retry later" in str(raised.value)
 
 
 def test_timeout_retried(soda: SodaState, base_url: str) -> None:
