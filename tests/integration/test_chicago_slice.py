@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 import pytest
 import yaml
 
@@ -74,12 +75,48 @@ def test_compstat_uses_three_years(chicago_run: Path) -> None:
     assert "over 2014-10-01 00:00 to 2017-10-01 00:00 UTC" in note
 
 
-def test_input_audit_quarantines_unlocated(chicago_run: Path) -> None:
+@pytest.fixture(scope="module")
+def portal_rows() -> pl.DataFrame:
+    """The four yearly portal CSVs read straight with polars, independently of Riskcast's ingest."""
+    from tests.conftest import SHARED_DATA
+
+    files = sorted((SHARED_DATA / "chicago" / "crimes").glob("chicago_crimes_*.csv.gz"))
+    columns = ["ID", "Date", "Updated On", "Latitude", "Longitude", "FBI Code"]
+    return pl.concat([pl.read_csv(path, columns=columns, infer_schema=False) for path in files])
+
+
+def latest_per_id(rows: pl.DataFrame) -> pl.DataFrame:
+    updated = pl.col("Updated On").str.strptime(pl.Datetime, "%m/%d/%Y %I:%M:%S %p")
+    return rows.with_columns(updated.alias("updated")).sort("ID", "updated").unique("ID", keep="last")
+
+
+def test_every_portal_row_is_ingested(chicago_run: Path, portal_rows: pl.DataFrame) -> None:
+    with connect(chicago_run, read_only=True) as connection:
+        raw = connection.sql("SELECT count(*) FROM raw.crime_incidents").fetchone()[0]
+        staged = connection.sql("SELECT count(*) FROM staging.stg_crimes__incidents").fetchone()[0]
+
+    assert raw == portal_rows.height
+    assert staged == portal_rows["ID"].n_unique()
+
+
+def test_input_audit_quarantines_unlocated(chicago_run: Path, portal_rows: pl.DataFrame) -> None:
+    latest = latest_per_id(portal_rows)
+    missing = latest.filter(pl.col("Latitude").is_null() | pl.col("Longitude").is_null()).height
+
     with connect(chicago_run, read_only=True) as connection:
         reasons = dict(connection.sql("SELECT quarantine_reason, count(*) FROM marts.quarantine_crime_incidents "
                                       "GROUP BY 1").fetchall())
         located = connection.sql("SELECT count(*) FROM intermediate.int_incidents__located "
                                  "WHERE quarantine_reason IS NULL").fetchone()[0]
 
-    assert reasons["missing_coordinates"] > 10_000
-    assert located > 1_000_000
+    assert reasons["missing_coordinates"] == missing
+    assert located + sum(reasons.values()) == latest.height
+
+
+def test_violent_incidents_match_fbi_codes(chicago_run: Path, portal_rows: pl.DataFrame) -> None:
+    violent = latest_per_id(portal_rows).filter(pl.col("FBI Code").is_in(["01A", "02", "03", "04A", "04B"])).height
+
+    with connect(chicago_run, read_only=True) as connection:
+        found = connection.sql("SELECT count(*) FROM intermediate.int_incidents__located WHERE is_violent").fetchone()[0]
+
+    assert found == violent
