@@ -28,7 +28,7 @@ from orchestration.definitions import (
     build_definitions,
 )
 from orchestration.jurisdiction import ConfigError, default_run_config_path, load_jurisdiction, load_run_config
-from orchestration.partitions import partition_key
+from orchestration.partitions import RANGE_END_TAG, RANGE_START_TAG, partition_key
 from orchestration.settings import HOME_VARIABLE, RiskcastSettings
 from orchestration.warehouse import connect
 
@@ -37,8 +37,6 @@ logger = logging.getLogger("riskcast")
 # Dagster's console logger prints every event at DEBUG, thousands of lines per partitioned run;
 # INFO keeps the asset logs, step failures and run results.
 CONSOLE_LOG_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 class JobFailedError(RuntimeError):

@@ -33,7 +33,7 @@ from orchestration.jurisdiction import (
 )
 from orchestration.partitions import hourly_partitions
 from orchestration.resources import CityDataSource, LocalExtractsSource, RiskcastResource, SocrataCrimeSource
-from orchestration.sensors import build_extracts_sensor
+from orchestration.sensors import build_extracts_sensor, build_stale_features_sensor
 from orchestration.settings import HOME_VARIABLE, RiskcastSettings
 
 CONFIG_VARIABLE = "RISKCAST_CONFIG"
@@ -74,7 +74,8 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
                 risk_ensemble, scores, evaluation_metrics],
         asset_checks=AUDIT_CHECKS,
         jobs=jobs,
-        sensors=[build_extracts_sensor(extracts, jurisdiction, WAREHOUSE_JOB)],
+        sensors=[build_extracts_sensor(extracts, jurisdiction, WAREHOUSE_JOB),
+                 build_stale_features_sensor(settings.warehouse_path, jurisdiction, FEATURES_JOB)],
         resources={
             "riskcast": RiskcastResource(run_config_path=str(run_config_path.resolve()), home=str(home)),
             "city_source": city_source(run.source, extracts, generate_demo=run.extracts_folder is None),

@@ -13,6 +13,10 @@ import dagster as dg
 
 from orchestration.jurisdiction import JurisdictionConfig
 
+# Run tags that make one run cover a range of partitions, as a single-run backfill does.
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
 
 def hourly_partitions(jurisdiction: JurisdictionConfig) -> dg.HourlyPartitionsDefinition:
     return dg.HourlyPartitionsDefinition(start_date=jurisdiction.partitions_start.strftime("%Y-%m-%d-%H:%M"),
