@@ -8,6 +8,7 @@ time of day, a type column, a last-modified time and a duplicate flag).
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -100,3 +101,50 @@ def write_request_jurisdiction(folder: Path, datasets: list[dict], data_start: s
     content["service_requests"] = datasets
     path.write_text(yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
     return path
+
+
+# Rows of the local Socrata portal (tests/requests_server.py).
+
+SANITATION_ID = "me59-5fac"
+MIXED_ID = "v6vf-nfxy"
+SANITATION_API_COLUMNS = {"id": "service_request_number", "created_on": "creation_date", "status": "status",
+                          "closed_on": "completion_date", "latitude": "latitude", "longitude": "longitude"}
+MIXED_API_COLUMNS = {"id": "sr_number", "request_type": "sr_type", "created_on": "created_date",
+                     "updated_on": "last_modified_date", "closed_on": "closed_date", "status": "status",
+                     "duplicate": "duplicate", "latitude": "latitude", "longitude": "longitude"}
+
+
+def sanitation_api_row(system_id: str, updated_at: str, request_id: str, created: str, status: str,
+                       latitude: str = "41.879", longitude: str = "-87.658") -> dict[str, str]:
+    return {":id": system_id, ":updated_at": updated_at, "service_request_number": request_id,
+            "creation_date": created, "status": status, "completion_date": "2023-07-10T00:00:00.000",
+            "type_of_service_request": "Sanitation Code Violation",
+            # Free text that the mapping must leave out.
+            "street_address": "1234 W EXAMPLE ST", "latitude": latitude, "longitude": longitude}
+
+
+SANITATION_ROWS = [
+    sanitation_api_row("row-1", "2024-06-01T10:00:00.000Z", "23-00000001", "2023-07-04T00:00:00.000", "Completed"),
+    sanitation_api_row("row-2", "2024-06-01T10:00:00.000Z", "23-00000002", "2023-07-04T00:00:00.000", "Open"),
+    sanitation_api_row("row-3", "2024-06-01T10:00:00.000Z", "23-00000003", "2023-07-05T00:00:00.000",
+                       "Completed - Dup"),
+    sanitation_api_row("row-4", "2024-06-02T09:00:00.000Z", "23-00000004", "2023-07-05T00:00:00",
+                       "Completed"),
+    sanitation_api_row("row-5", "2024-06-03T12:00:00.000Z", "23-00000005", "2023-07-06T00:00:00.000", "Open"),
+]
+MIXED_ROWS = [
+    {":id": "row-a", ":updated_at": "2024-06-01T10:00:00.000Z", "sr_number": "SR23-0001",
+     "sr_type": "Street Light Out Complaint", "created_date": "2023-07-04T23:30:00.000",
+     "last_modified_date": "2023-07-05T08:00:00.000", "status": "Open", "duplicate": False,
+     "latitude": "41.879", "longitude": "-87.658"},
+    {":id": "row-b", ":updated_at": "2024-06-01T11:00:00.000Z", "sr_number": "SR23-0002",
+     "sr_type": "Pothole in Street Complaint", "created_date": "2023-07-05T09:00:00.000",
+     "last_modified_date": "2023-07-06T08:00:00.000", "status": "Open", "duplicate": True},
+]
+
+
+def api_dataset(base: dict, dataset_id: str, columns: dict[str, str], base_url: str) -> dict:
+    dataset = copy.deepcopy(base)
+    dataset["api"] = {"base_url": base_url, "dataset_id": dataset_id, "columns": columns, "page_size": 2,
+                      "lookback_days": 30}
+    return dataset
