@@ -96,8 +96,8 @@ def duckdb_timestamp_format(chrono_format: str) -> str:
 def duckdb_timestamp_formats(chrono_format: str) -> list[str]:
     """Return the DuckDB formats that read what a polars (chrono) format reads.
 
-    A format with fractional seconds gets a second format without them, because Socrata
-    writes floating timestamps with milliseconds on SODA 2.1 endpoints and without on older ones.
+    A format with fractional seconds gets a second format without them, because some Socrata
+    responses write floating timestamps without milliseconds, such as 2011-01-07T00:00:00.
     """
     translated = duckdb_timestamp_format(chrono_format)
     without_fraction = translated.replace(".%f", "").replace(".%g", "")

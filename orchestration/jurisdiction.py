@@ -115,12 +115,12 @@ class WeatherSourceConfig(BaseModel):
         return self
 
 
-# 311 service requests. Every dataset's columns are renamed to these canonical fields; the
+# 311 service requests. Every dataset's columns are renamed to these canonical fields. The
 # address, description and every other free-text column of a 311 export are never kept.
 REQUIRED_REQUEST_FIELDS = ("id", "created_on", "latitude", "longitude")
 OPTIONAL_REQUEST_FIELDS = ("status", "closed_on", "updated_on", "request_type", "duplicate")
 REQUEST_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
-# strftime directives that read a time of day; a format without any of them reads dates only.
+# strftime directives that read a time of day. A format without any of them reads dates only.
 TIME_OF_DAY_DIRECTIVES = ("%H", "%I", "%M", "%S", "%T", "%R", "%X", "%c", "%r", "%p")
 
 
@@ -136,13 +136,13 @@ def check_request_columns(columns: dict[str, str], key: str) -> None:
     if missing:
         raise ValueError(f"{key} has no mapping for required fields {missing}")
     if unknown:
-        raise ValueError(f"{key} maps unknown fields {unknown}; allowed fields are {list(allowed)} "
-                         f"(addresses and free text are never kept)")
+        raise ValueError(f"{key} maps unknown fields {unknown}. Allowed fields are {list(allowed)}, "
+                         f"because addresses and free text are never kept")
 
 
 def check_request_type_label(label: str, key: str) -> None:
     if not REQUEST_TYPE_PATTERN.match(label):
-        raise ValueError(f"{key} {label!r} is not a valid request type label; use lower-case "
+        raise ValueError(f"{key} {label!r} is not a valid request type label. Use lower-case "
                          f"letters, digits and underscores, such as street_lights_out")
 
 
@@ -170,7 +170,7 @@ class ServiceRequestApiConfig(BaseModel):
 
 
 class ServiceRequestSourceConfig(BaseModel):
-    """One 311 dataset: a request type (or several, told apart by a type column) and its layout."""
+    """One 311 dataset: a request type (or several, distinguished by a type column) and its layout."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -226,13 +226,13 @@ def check_service_requests(datasets: list[ServiceRequestSourceConfig]) -> None:
     labels = [dataset.request_type for dataset in datasets]
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
-        raise ValueError(f"service_requests repeats request_type {repeated}; each dataset needs its "
+        raise ValueError(f"service_requests repeats request_type {repeated}. Give each dataset its "
                          f"own label")
     dataset_ids = [dataset.api.dataset_id for dataset in datasets if dataset.api is not None]
     repeated = sorted({dataset_id for dataset_id in dataset_ids if dataset_ids.count(dataset_id) > 1})
     if repeated:
-        raise ValueError(f"service_requests pulls Socrata dataset {repeated} more than once; "
-                         f"configure each dataset once and map its request_type column instead")
+        raise ValueError(f"service_requests pulls Socrata dataset {repeated} more than once. "
+                         f"Configure each dataset once and map its request_type column instead")
 
 
 class CellSourceConfig(BaseModel):

@@ -1,9 +1,9 @@
 """Small hand-made 311 extracts and jurisdiction blocks, in Chicago portal layouts, for tests.
 
-Two datasets: ``sanitation_code`` in the layout of the historical "Sanitation Code Complaints"
-export (creation dates without a time of day, duplicates marked in the status), and a mixed
-dataset in the layout of the unified "311 Service Requests" JSON export (creation times with a
-time of day, a type column, a last-modified time and a duplicate flag).
+Two datasets. ``sanitation_code`` has the layout of the historical "Sanitation Code Complaints"
+export, with creation dates without a time of day and duplicates marked in the status. The mixed
+dataset has the layout of the unified "311 Service Requests" JSON export, with creation times of
+day, a type column, a last-modified time and a duplicate flag.
 """
 
 from __future__ import annotations

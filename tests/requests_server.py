@@ -1,7 +1,7 @@
 """A local HTTP server that serves a small subset of SODA 2.1 for several datasets, with faults.
 
 Each dataset is a list of rows with the system fields ``:id`` and ``:updated_at``. The server
-answers ``/resource/<dataset id>.json`` with the ``:updated_at >= '...'`` filter, ``$order``,
+serves ``/resource/<dataset id>.json`` with the ``:updated_at >= '...'`` filter, ``$order``,
 ``$limit``, ``$offset``, ``$select=:*,*`` and ``$select=count(*)``. Before sorting it shuffles the
 rows with a seed taken from the request number, so rows that tie on every ``$order`` key come back
 in a different order on each request, as on a real portal.
@@ -30,10 +30,10 @@ WHERE_PATTERN = re.compile(r"^\s*:updated_at\s*>=\s*'([^']*)'\s*$")
 
 @dataclass
 class Fault:
-    """How the server answers one request instead of its normal answer.
+    """A response that the server sends to one request in place of its normal response.
 
     With ``status`` set, the server sends that status and ``body``. Otherwise it sends the normal
-    answer, after ``delay_seconds`` and, with ``truncate`` set, with only half of its body.
+    response, after ``delay_seconds`` and, with ``truncate`` set, with only half of its body.
     """
 
     status: int | None = None

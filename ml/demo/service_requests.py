@@ -6,7 +6,7 @@ violation marked with the status "Completed - Dup" or "Open - Dup". A few reques
 twice, the later row with the later completion date, as in the real export.
 
 `311/demo_311_service_requests_YYYY.csv.gz` uses a subset of the columns of the unified
-"311 Service Requests" export, with street light and graffiti requests told apart by `SR_TYPE`.
+"311 Service Requests" export, with street light and graffiti requests distinguished by `SR_TYPE`.
 Its times carry a time of day in the `MM/DD/YYYY hh:mm:ss AM` format, a `DUPLICATE` flag marks
 repeat reports, and some requests appear twice: a stale open version listed after the final one,
 with an earlier `LAST_MODIFIED_DATE`.

@@ -41,7 +41,7 @@ from orchestration.sources.service_requests import (
 from orchestration.warehouse import connect
 
 TABLE = "service_requests"
-# Values of a mapped ``duplicate`` column that mark a duplicate request; staging uses the same list.
+# Values of a mapped ``duplicate`` column that mark a duplicate request. Staging uses the same list.
 DUPLICATE_FLAG_VALUES = ("true", "t", "y", "yes", "1")
 
 
@@ -60,8 +60,8 @@ def raw_service_requests(context: dg.AssetExecutionContext, riskcast: RiskcastRe
     summary = summarize_requests(extract.frame, jurisdiction.service_requests)
 
     if not jurisdiction.service_requests:
-        context.log.warning(f"{jurisdiction.name}: no 311 dataset configured; raw.{TABLE} is empty "
-                            f"and 311 features will be missing")
+        context.log.warning(f"{jurisdiction.name}: no 311 dataset configured, so raw.{TABLE} is "
+                            f"empty and 311 features will be missing")
         return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(0)})
 
     context.log.info(f"{jurisdiction.name}: stored {extract.frame.height} 311 rows from "

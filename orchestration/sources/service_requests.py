@@ -2,7 +2,7 @@
 
 A jurisdiction lists its 311 datasets under ``service_requests``. Each dataset is one request type
 (street lights out, sanitation code complaints, ...) or, when it maps a ``request_type`` column,
-several types told apart by that column and labelled through ``type_labels``. Both resources
+several types distinguished by that column and labelled through ``type_labels``. Both resources
 return rows renamed to the canonical fields of ``CANONICAL_REQUEST_FIELDS``, every value as
 text, with the dataset, the request type label, the source file and the row number. Addresses,
 descriptions and every other column are never read into the table, so free text is never stored.
@@ -48,13 +48,15 @@ logger = logging.getLogger(__name__)
 CANONICAL_REQUEST_FIELDS = ("id", "created_on", "closed_on", "updated_on", "status", "duplicate",
                             "latitude", "longitude")
 # Columns of raw.service_requests, in order. ``dataset`` is the configured dataset's request_type,
-# which picks the dataset's timestamp format in staging; ``request_type`` is the row's label.
+# which picks the dataset's timestamp format in staging. ``request_type`` is the row's label.
 RAW_REQUEST_COLUMNS = ("dataset", "request_type", *CANONICAL_REQUEST_FIELDS, "source_file", "source_row")
 TIMESTAMP_FIELDS = ("created_on", "closed_on", "updated_on")
 # Every 311 record has an id and a creation time, so an API row without either field means that
 # the dataset's schema changed. Socrata leaves null fields out of the JSON, so other fields,
 # coordinates included, can be missing from a row.
 API_REQUIRED_REQUEST_FIELDS = ("id", "created_on")
+# Folder of the synthetic demo's 311 extracts, below the demo extracts folder.
+DEMO_REQUESTS_FOLDER = "311"
 
 
 def raw_request_schema() -> dict[str, pl.DataType]:
@@ -79,11 +81,11 @@ def read_json_rows(path: Path) -> pl.DataFrame:
         raw = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
         payload = json.loads(raw)
     except (OSError, EOFError, gzip.BadGzipFile, json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ExtractError(f"cannot read {path}: {error}; re-download the file or remove it from "
+        raise ExtractError(f"cannot read {path}: {error}. Re-download the file or remove it from "
                            f"the extracts folder") from error
     if not isinstance(payload, list) or not all(isinstance(row, dict) for row in payload):
-        raise ExtractError(f"{path} must hold a JSON list of row objects, as the portal's .json "
-                           f"export does; found {type(payload).__name__}")
+        raise ExtractError(f"{path} must contain a JSON list of row objects, as the portal's .json "
+                           f"export does, but found {type(payload).__name__}. Export the rows as JSON")
 
     rows = [{str(name): as_text(value) for name, value in row.items()} for row in payload]
     names = list(dict.fromkeys(name for row in rows for name in row))
@@ -154,7 +156,7 @@ def read_request_file_rows(path: Path, dataset: ServiceRequestSourceConfig) -> t
 
 
 def read_request_extracts(folder: Path, dataset: ServiceRequestSourceConfig) -> ExtractTable:
-    """Read every file of one 311 dataset; raise ``ExtractError`` naming the file, row and fix."""
+    """Read every file of one 311 dataset, or raise ``ExtractError`` naming the file, row and fix."""
     files = find_files(folder, dataset.files, f"311 {dataset.request_type}")
     frames = []
     blank_rows = 0
@@ -168,7 +170,7 @@ def read_request_extracts(folder: Path, dataset: ServiceRequestSourceConfig) -> 
 
 
 def read_all_request_extracts(folder: Path, datasets: list[ServiceRequestSourceConfig]) -> ExtractTable:
-    """Read every configured dataset into one table; no dataset gives an empty table."""
+    """Read every configured dataset into one table, which is empty when no dataset is configured."""
     tables = [read_request_extracts(folder, dataset) for dataset in datasets]
     if not tables:
         return ExtractTable(empty_request_frame(), [])
@@ -186,7 +188,7 @@ class RequestPull:
     """One dataset's rows changed since a watermark, in raw layout, with the pull's bookkeeping.
 
     ``rows_received`` counts the portal rows of the pull. ``frame`` keeps the latest of the rows
-    that share a request id, so it can be shorter; the difference is ``rows_superseded``.
+    that share a request id, so it can be shorter by ``rows_superseded`` rows.
     """
 
     dataset: ServiceRequestSourceConfig
@@ -222,7 +224,7 @@ def check_api_rows(rows: list[dict[str, str]], api: ServiceRequestApiConfig, lab
 
 def canonical_request_frame(rows: list[dict[str, str]], dataset: ServiceRequestSourceConfig,
                             source: str) -> pl.DataFrame:
-    """Build the raw-layout frame of pulled rows; ``source_row`` is the 1-based position in the pull."""
+    """Build the raw-layout frame of pulled rows. ``source_row`` is the 1-based position in the pull."""
     api = dataset.api
     assert api is not None
     records = [{canonical: row.get(field) for canonical, field in api.columns.items()} for row in rows]
@@ -254,6 +256,13 @@ class LocalServiceRequestSource(ServiceRequestSource):
         if not jurisdiction.service_requests:
             return ExtractTable(empty_request_frame(), [])
         folder = ensure_extracts_folder(Path(self.folder), self.generate_demo)
+        if self.generate_demo and not (folder / DEMO_REQUESTS_FOLDER).is_dir():
+            # A demo folder written before the demo had 311 files. The generator is deterministic,
+            # so writing it again adds the 311 files and rewrites the others with the same bytes.
+            from ml.demo import write_demo_extracts
+
+            logger.info("adding the synthetic 311 extracts to the demo folder %s", folder)
+            write_demo_extracts(folder)
         return read_all_request_extracts(folder, jurisdiction.service_requests)
 
 

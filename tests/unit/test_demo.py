@@ -538,7 +538,7 @@ def test_service_request_types_and_flags(service_requests: pd.DataFrame) -> None
     assert service_requests["SR_NUMBER"].str.fullmatch(rf"SR{YEAR % 100}-\d{{8}}").all()
 
 
-def test_service_request_times_have_time_of_day(service_requests: pd.DataFrame) -> None:
+def test_service_request_times_have_hours(service_requests: pd.DataFrame) -> None:
     hours = service_requests["created"].dt.hour
 
     assert hours.between(6, 22).all()

@@ -157,6 +157,6 @@ def test_dbt_vars_per_dataset() -> None:
     }
 
 
-def test_duckdb_formats_add_variant_without_fraction() -> None:
+def test_duckdb_formats_drop_fraction() -> None:
     assert duckdb_timestamp_formats("%m/%d/%Y %I:%M:%S %p") == ["%m/%d/%Y %I:%M:%S %p"]
     assert duckdb_timestamp_formats("%Y-%m-%dT%H:%M:%S%.3f") == ["%Y-%m-%dT%H:%M:%S.%g", "%Y-%m-%dT%H:%M:%S"]

@@ -154,7 +154,7 @@ def test_unchanged_rerun_is_idempotent(ingest: tuple[Path, Path, list[IngestReco
     assert second.metadata["rows_unchanged"] == 7
 
 
-def test_rerun_pulls_from_watermark_less_lookback(ingest: tuple[Path, Path, list[IngestRecord]]) -> None:
+def test_rerun_pulls_since_lookback(ingest: tuple[Path, Path, list[IngestRecord]]) -> None:
     second = ingest[2][1]
 
     assert second.wheres == {SANITATION_ID: {":updated_at >= '2024-05-04T12:00:00.000Z'"},

@@ -122,7 +122,7 @@ def test_gzip_json_read(tmp_path: Path) -> None:
     assert frame["request_type"].to_list() == ["street_lights_out"]
 
 
-def test_missing_mapped_column_names_column_and_file(tmp_path: Path) -> None:
+def test_missing_column_names_file(tmp_path: Path) -> None:
     path = write_csv(tmp_path, ROWS)
     columns = SANITATION_DATASET["columns"] | {"closed_on": "Closed_Date"}
 
@@ -222,3 +222,23 @@ def test_local_source_without_datasets_is_empty(tmp_path: Path) -> None:
 
     assert table.frame.height == 0
     assert table.frame.columns == list(RAW_REQUEST_COLUMNS)
+
+
+def test_old_demo_folder_gets_311_files(tmp_path: Path) -> None:
+    from ml.demo import write_demo_extracts
+
+    folder = tmp_path / "demo"
+    write_demo_extracts(folder)
+    crimes_before = {path.name: path.read_bytes() for path in (folder / "crimes").iterdir()}
+    for path in (folder / "311").iterdir():
+        path.unlink()
+    (folder / "311").rmdir()
+
+    table = LocalServiceRequestSource(folder=str(folder), generate_demo=True).service_requests(
+        load_jurisdiction("demo"))
+
+    assert set(table.frame["request_type"]) == {"sanitation_code", "street_lights_out", "graffiti"}
+    sanitation_dates = table.frame.filter(pl.col("dataset") == "sanitation_code")["created_on"]
+    assert sanitation_dates.min().startswith("2021-01-")
+    assert sanitation_dates.max().startswith("2023-12-")
+    assert {path.name: path.read_bytes() for path in (folder / "crimes").iterdir()} == crimes_before
