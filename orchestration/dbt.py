@@ -17,7 +17,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator
 
-from orchestration.jurisdiction import JurisdictionConfig
+from orchestration.jurisdiction import JurisdictionConfig, ServiceRequestSourceConfig
 from orchestration.settings import RiskcastSettings
 from orchestration.warehouse import spatial_extension_dir
 
@@ -94,6 +94,29 @@ def duckdb_timestamp_format(chrono_format: str) -> str:
     return translated
 
 
+def duckdb_timestamp_formats(chrono_format: str) -> list[str]:
+    """Return the DuckDB formats that read what a polars (chrono) format reads.
+
+    A format with fractional seconds gets a second format without them, because some Socrata
+    responses write floating timestamps without milliseconds, such as 2011-01-07T00:00:00.
+    """
+    translated = duckdb_timestamp_format(chrono_format)
+    without_fraction = translated.replace(".%f", "").replace(".%g", "")
+    return [translated] if without_fraction == translated else [translated, without_fraction]
+
+
+def service_request_vars(dataset: ServiceRequestSourceConfig) -> dict[str, Any]:
+    """Settings of one 311 dataset that staging reads from ``var('service_request_datasets')``."""
+    api_format = dataset.api.timestamp_format if dataset.api else "%Y-%m-%dT%H:%M:%S%.f"
+    return {
+        "name": dataset.request_type,
+        "file_formats": duckdb_timestamp_formats(dataset.timestamp_format),
+        "api_formats": duckdb_timestamp_formats(api_format),
+        "date_only": dataset.creation_is_date_only,
+        "duplicate_statuses": dataset.duplicate_statuses,
+    }
+
+
 def dbt_vars(jurisdiction: JurisdictionConfig) -> dict[str, Any]:
     """Jurisdiction settings that the dbt models read with ``var()``."""
     box = jurisdiction.bounding_box
@@ -108,6 +131,7 @@ def dbt_vars(jurisdiction: JurisdictionConfig) -> dict[str, Any]:
         "weather_timestamp_format": weather.timestamp_format if weather else "%Y-%m-%d %H:%M",
         "weather_utc_offset_hours": weather.utc_offset_hours if weather else 0,
         "weather_routine_report_type": weather.routine_report_type if weather else "FM-15",
+        "service_request_datasets": [service_request_vars(dataset) for dataset in jurisdiction.service_requests],
         "data_start": jurisdiction.data_start.isoformat(),
         "min_lat": box.min_lat,
         "max_lat": box.max_lat,

@@ -22,6 +22,7 @@ from orchestration.assets.raw import (
     raw_offense_codes,
     raw_weather_observations,
 )
+from orchestration.assets.raw_requests import raw_service_requests
 from orchestration.assets.scoring import build_scoring_asset
 from orchestration.assets.warehouse import build_warehouse_assets, dbt_resource
 from orchestration.dbt import prepare_manifest
@@ -35,6 +36,7 @@ from orchestration.partitions import hourly_partitions
 from orchestration.resources import CityDataSource, LocalExtractsSource, RiskcastResource, SocrataCrimeSource
 from orchestration.sensors import build_extracts_sensor, build_stale_features_sensor
 from orchestration.settings import HOME_VARIABLE, RiskcastSettings
+from orchestration.sources.service_requests import check_requests_source, requests_source
 
 CONFIG_VARIABLE = "RISKCAST_CONFIG"
 
@@ -49,6 +51,7 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
     run = load_run_config(run_config_path)
     jurisdiction = load_jurisdiction(run.jurisdiction)
     check_crime_source(run, jurisdiction)
+    check_requests_source(run, jurisdiction)
     settings = RiskcastSettings(home=home, jurisdiction=jurisdiction.name)
     partitions = hourly_partitions(jurisdiction)
 
@@ -70,8 +73,8 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
                             description="Compare the ensemble with CompSTAT on the evaluation window."),
     ]
     return dg.Definitions(
-        assets=[raw_crime_incidents, raw_offense_codes, raw_weather_observations, raw_cells, warehouse, features,
-                risk_ensemble, scores, evaluation_metrics],
+        assets=[raw_crime_incidents, raw_offense_codes, raw_weather_observations, raw_cells, raw_service_requests,
+                warehouse, features, risk_ensemble, scores, evaluation_metrics],
         asset_checks=AUDIT_CHECKS,
         jobs=jobs,
         sensors=[build_extracts_sensor(extracts, jurisdiction, WAREHOUSE_JOB),
@@ -79,6 +82,7 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
         resources={
             "riskcast": RiskcastResource(run_config_path=str(run_config_path.resolve()), home=str(home)),
             "city_source": city_source(run.source, extracts, generate_demo=run.extracts_folder is None),
+            "requests_source": requests_source(run.source, extracts, generate_demo=run.extracts_folder is None),
             "dbt": dbt_resource(),
         },
         executor=dg.in_process_executor,

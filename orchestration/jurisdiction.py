@@ -149,6 +149,126 @@ class WeatherSourceConfig(BaseModel):
         return self
 
 
+# 311 service requests. Every dataset's columns are renamed to these canonical fields. The
+# address, description and every other free-text column of a 311 export are never kept.
+REQUIRED_REQUEST_FIELDS = ("id", "created_on", "latitude", "longitude")
+OPTIONAL_REQUEST_FIELDS = ("status", "closed_on", "updated_on", "request_type", "duplicate")
+REQUEST_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+# strftime directives that read a time of day. A format without any of them reads dates only.
+TIME_OF_DAY_DIRECTIVES = ("%H", "%I", "%M", "%S", "%T", "%R", "%X", "%c", "%r", "%p")
+
+
+def format_has_time_of_day(timestamp_format: str) -> bool:
+    return any(directive in timestamp_format for directive in TIME_OF_DAY_DIRECTIVES)
+
+
+def check_request_columns(columns: dict[str, str], key: str) -> None:
+    """Raise when a 311 column mapping lacks a required field or maps an unknown one."""
+    missing = [name for name in REQUIRED_REQUEST_FIELDS if name not in columns]
+    allowed = REQUIRED_REQUEST_FIELDS + OPTIONAL_REQUEST_FIELDS
+    unknown = [name for name in columns if name not in allowed]
+    if missing:
+        raise ValueError(f"{key} has no mapping for required fields {missing}")
+    if unknown:
+        raise ValueError(f"{key} maps unknown fields {unknown}. Allowed fields are {list(allowed)}, "
+                         f"because addresses and free text are never kept")
+
+
+def check_request_type_label(label: str, key: str) -> None:
+    if not REQUEST_TYPE_PATTERN.match(label):
+        raise ValueError(f"{key} {label!r} is not a valid request type label. Use lower-case "
+                         f"letters, digits and underscores, such as street_lights_out")
+
+
+class ServiceRequestApiConfig(BaseModel):
+    """A Socrata dataset that serves the same 311 requests as the extracts, for incremental pulls."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str = Field(description="portal root, such as https://data.cityofchicago.org")
+    dataset_id: str = Field(description="Socrata dataset identifier, such as me59-5fac")
+    columns: dict[str, str] = Field(description="canonical field -> field name in the API")
+    timestamp_format: str = Field(
+        default="%Y-%m-%dT%H:%M:%S%.f",
+        description="polars (chrono) format of the API's floating timestamps, local wall-clock times")
+    page_size: int = Field(default=50_000, ge=1, description="rows per request ($limit)")
+    lookback_days: int = Field(
+        default=30, ge=0,
+        description="days before the stored watermark that every pull reads again, because "
+                    "portals revise old records")
+
+    @model_validator(mode="after")
+    def check_columns(self) -> "ServiceRequestApiConfig":
+        check_request_columns(self.columns, "api.columns")
+        return self
+
+
+class ServiceRequestSourceConfig(BaseModel):
+    """One 311 dataset: a request type (or several, distinguished by a type column) and its layout."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_type: str = Field(
+        description="label of the dataset's requests, such as sanitation_code. In a dataset that "
+                    "maps a request_type column, it labels the rows whose type is not in type_labels")
+    files: str = Field(description="glob of extracts (CSV, CSV.gz, JSON or Parquet), relative to "
+                                   "the extracts folder")
+    columns: dict[str, str] = Field(description="canonical field -> column name in the extract")
+    timestamp_format: str = Field(description="strptime format of the local created, closed and "
+                                              "updated times, such as %Y-%m-%d")
+    date_only: bool | None = Field(
+        default=None,
+        description="true when created times carry no time of day; by default true exactly when "
+                    "timestamp_format reads no time of day")
+    type_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="value of the request_type column -> request type label, for datasets that mix types")
+    duplicate_statuses: list[str] = Field(
+        default_factory=lambda: ["Completed - Dup", "Open - Dup"],
+        description="status values that mark a request as a duplicate of an earlier one")
+    api: ServiceRequestApiConfig | None = Field(default=None,
+                                                description="Socrata dataset for `source: socrata` runs")
+
+    @property
+    def creation_is_date_only(self) -> bool:
+        if self.date_only is None:
+            return not format_has_time_of_day(self.timestamp_format)
+        return self.date_only
+
+    @model_validator(mode="after")
+    def check_dataset(self) -> "ServiceRequestSourceConfig":
+        key = f"service_requests[{self.request_type}]"
+        check_request_type_label(self.request_type, f"{key}.request_type")
+        check_request_columns(self.columns, f"{key}.columns")
+        if self.date_only is False and not format_has_time_of_day(self.timestamp_format):
+            raise ValueError(f"{key} sets date_only: false, but timestamp_format "
+                             f"{self.timestamp_format!r} reads no time of day. Set date_only: true "
+                             f"or add the time to the format")
+        if bool(self.type_labels) != ("request_type" in self.columns):
+            raise ValueError(f"{key} must map a request_type column and list type_labels together: "
+                             f"a dataset that mixes types needs both, a dataset of one type neither")
+        for value, label in self.type_labels.items():
+            check_request_type_label(label, f"{key}.type_labels[{value!r}]")
+        if self.api is not None and ("request_type" in self.columns) != ("request_type" in self.api.columns):
+            raise ValueError(f"{key}: columns and api.columns must both map request_type or both "
+                             f"leave it out, so that extract and API rows get the same labels")
+        return self
+
+
+def check_service_requests(datasets: list[ServiceRequestSourceConfig]) -> None:
+    """Raise when two 311 datasets share a request type label or a Socrata dataset."""
+    labels = [dataset.request_type for dataset in datasets]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise ValueError(f"service_requests repeats request_type {repeated}. Give each dataset its "
+                         f"own label")
+    dataset_ids = [dataset.api.dataset_id for dataset in datasets if dataset.api is not None]
+    repeated = sorted({dataset_id for dataset_id in dataset_ids if dataset_ids.count(dataset_id) > 1})
+    if repeated:
+        raise ValueError(f"service_requests pulls Socrata dataset {repeated} more than once. "
+                         f"Configure each dataset once and map its request_type column instead")
+
+
 class CellSourceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -188,6 +308,7 @@ class JurisdictionConfig(BaseModel):
         description="offense code -> meaning. Codes are matched after trimming and upper-casing; a "
                     "code not listed stages as category 'unknown' and the audit counts it")
     weather: WeatherSourceConfig | None = None
+    service_requests: list[ServiceRequestSourceConfig] = []
     cells: CellSourceConfig
     audit: AuditConfig = AuditConfig()
 
@@ -207,6 +328,11 @@ class JurisdictionConfig(BaseModel):
         if len(normalised) != len(self.offense_codes):
             raise ValueError("offense_codes lists the same code twice after trimming and upper-casing")
         self.offense_codes = normalised
+        return self
+
+    @model_validator(mode="after")
+    def check_service_request_datasets(self) -> "JurisdictionConfig":
+        check_service_requests(self.service_requests)
         return self
 
     @property

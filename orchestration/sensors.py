@@ -36,6 +36,7 @@ def extract_patterns(jurisdiction: JurisdictionConfig) -> list[str]:
     patterns = [jurisdiction.crimes.files, jurisdiction.cells.file]
     if jurisdiction.weather is not None:
         patterns.append(jurisdiction.weather.files)
+    patterns.extend(dataset.files for dataset in jurisdiction.service_requests)
     return patterns
 
 

@@ -2,8 +2,8 @@
 
 Riskcast runs on a built-in demo jurisdiction when a machine has no network and no real
 data. This package writes that jurisdiction as files in the same layouts as the City of
-Chicago crime export and the NOAA Local Climatological Data (LCD) hourly file, so the same
-ingest code reads demo and real extracts. ALL DATA WRITTEN HERE IS SYNTHETIC. No row
+Chicago crime and 311 exports and the NOAA Local Climatological Data (LCD) hourly file,
+so the same ingest code reads demo and real extracts. ALL DATA WRITTEN HERE IS SYNTHETIC. No row
 describes a real crime, person, address or weather observation. The grid starts at
 latitude 40.0, longitude -100.0, just north of the Nebraska-Kansas border in a rural area
 far from any large city, so it cannot be mistaken for a real one.
@@ -18,6 +18,7 @@ Modules, in the order a run uses them:
 - `tables`: the IUCR category, location and street name tables.
 - `records`: crime rows and their deliberate data flaws.
 - `crime_files`: the crime CSVs in the Chicago export layout.
+- `service_requests`: the 311 request CSVs in two Chicago export layouts.
 - `files`: the gzip CSV and atomic file writers.
 """
 

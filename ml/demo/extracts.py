@@ -1,7 +1,8 @@
-"""Entry point that writes a whole demo jurisdiction: grid, crime files and weather files.
+"""Entry point that writes a whole demo jurisdiction: grid, crime, weather and 311 files.
 
 One run seed is split into independent child seeds for the weather, the cell rates, the
-incidents, the data flaws and the weather reports.
+incidents, the data flaws, the weather reports and the 311 requests. Child seeds keep their
+order, so adding the 311 seed last leaves the other files unchanged.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ml.demo.crime_files import _write_crime_files
 from ml.demo.grid import CELLS_PER_DISTRICT_SIDE, _build_grid, _write_cells_geojson
 from ml.demo.incidents import _draw_cell_rates, _simulate_incidents
 from ml.demo.records import _build_crime_rows, _count_violent_ids
+from ml.demo.service_requests import _write_service_request_files
 from ml.demo.weather import _simulate_weather, _write_lcd_files
 
 logger = logging.getLogger(__name__)
@@ -34,6 +36,8 @@ class DemoSummary:
     """Rows written to the crime CSVs, counting exact duplicates and stale revisions."""
     violent_incidents: int
     """Distinct IDs whose latest version (the greatest `Updated On`) has a violent FBI code."""
+    service_request_rows: int
+    """Rows written to both 311 layouts, counting repeated request numbers and stale versions."""
     first_day: date
     last_day: date
 
@@ -51,8 +55,10 @@ def write_demo_extracts(
 
     The synthetic files are `crimes/demo_crimes_YYYY.csv.gz` (Chicago crime export layout,
     one per calendar year of local `Date`), `boundaries/cells.geojson` (the grid of square
-    cells, about 500 m on a side) and `weather/demo_lcd_hourly_YYYY.csv.gz` (NOAA LCD
-    layout, one per year in Local Standard Time). `end` is inclusive. The same arguments
+    cells, about 500 m on a side), `weather/demo_lcd_hourly_YYYY.csv.gz` (NOAA LCD
+    layout, one per year in Local Standard Time) and two 311 layouts per year of local creation
+    date, `311/demo_sanitation_code_complaints_YYYY.csv.gz` and
+    `311/demo_311_service_requests_YYYY.csv.gz`. `end` is inclusive. The same arguments
     give byte-identical files on any machine with the same numpy, zlib and time zone
     database versions. Existing files are overwritten, and demo year files left from a run
     over other years are deleted so that ingest never mixes two runs.
@@ -67,8 +73,8 @@ def write_demo_extracts(
         folder, seed, start, end, grid_rows, grid_cols,
     )
 
-    weather_seed, spatial_seed, incident_seed, flaw_seed, report_seed = (
-        np.random.SeedSequence(seed).spawn(5))
+    weather_seed, spatial_seed, incident_seed, flaw_seed, report_seed, request_seed = (
+        np.random.SeedSequence(seed).spawn(6))
     grid = _build_grid(grid_rows, grid_cols)
     window = _build_window(start, end)
     # Updated On falls up to 60 days after the last event, so the clock covers 61 more days.
@@ -86,18 +92,23 @@ def write_demo_extracts(
     _write_cells_geojson(folder / "boundaries" / "cells.geojson", grid)
     crime_row_count = _write_crime_files(folder / "crimes", grid, clock, rows, window)
     _write_lcd_files(folder / "weather", np.random.default_rng(report_seed), window, weather)
+    request_row_count = _write_service_request_files(
+        folder / "311", np.random.default_rng(request_seed), grid, window, clock, cell_rates)
 
     summary = DemoSummary(
         folder=folder,
         cell_count=grid.cell_count,
         incident_rows=crime_row_count,
         violent_incidents=_count_violent_ids(rows),
+        service_request_rows=request_row_count,
         first_day=start,
         last_day=end,
     )
     logger.info(
-        "Wrote synthetic demo extracts to %s: %d crime rows, %d violent incidents, %d cells",
-        folder, summary.incident_rows, summary.violent_incidents, summary.cell_count,
+        "Wrote synthetic demo extracts to %s: %d crime rows, %d violent incidents, %d 311 rows, "
+        "%d cells",
+        folder, summary.incident_rows, summary.violent_incidents, summary.service_request_rows,
+        summary.cell_count,
     )
     return summary
 

@@ -23,6 +23,11 @@ CHICAGO_CRIME_HEADER = (
     "Domestic,Beat,District,Ward,Community Area,FBI Code,X Coordinate,Y Coordinate,"
     "Updated On,Latitude,Longitude"
 )
+SANITATION_HEADER = (
+    "Creation_Date,Status,Completion_Date,Service_Request_Number,Type_of_Service_Request,"
+    "What_is_the_Nature_of_this_Code_Violation,Street_Address,ZIP_Code,X_Coordinate,Y_Coordinate,"
+    "Ward,Police_District,Community_Area,Latitude,Longitude,Location"
+)
 NOAA_LCD_HEADER = (
     "STATION,STATION_NAME,ELEVATION,LATITUDE,LONGITUDE,DATE,REPORTTPYE,HOURLYDRYBULBTEMPF,"
     "HOURLYRelativeHumidity,HOURLYWindSpeed,HOURLYPrecip,DAILYPrecip"
@@ -63,6 +68,21 @@ def violent(latest: pd.DataFrame) -> pd.DataFrame:
 def weather(demo_year: DemoSummary) -> pd.DataFrame:
     return pd.read_csv(demo_year.folder / "weather" / f"demo_lcd_hourly_{YEAR}.csv.gz",
                        dtype=str, keep_default_na=False)
+
+
+@pytest.fixture(scope="module")
+def sanitation(demo_year: DemoSummary) -> pd.DataFrame:
+    return pd.read_csv(demo_year.folder / "311" / f"demo_sanitation_code_complaints_{YEAR}.csv.gz",
+                       dtype=str, keep_default_na=False)
+
+
+@pytest.fixture(scope="module")
+def service_requests(demo_year: DemoSummary) -> pd.DataFrame:
+    frame = pd.read_csv(demo_year.folder / "311" / f"demo_311_service_requests_{YEAR}.csv.gz",
+                        dtype=str, keep_default_na=False)
+    frame["created"] = pd.to_datetime(frame["CREATED_DATE"], format=CHICAGO_TIME_FORMAT)
+    frame["modified"] = pd.to_datetime(frame["LAST_MODIFIED_DATE"], format=CHICAGO_TIME_FORMAT)
+    return frame
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +136,12 @@ def test_writes_one_file_per_year(tmp_path: Path) -> None:
 
     crime_files = sorted(path.name for path in (tmp_path / "crimes").iterdir())
     weather_files = sorted(path.name for path in (tmp_path / "weather").iterdir())
+    request_files = sorted(path.name for path in (tmp_path / "311").iterdir())
     assert crime_files == ["demo_crimes_2021.csv.gz", "demo_crimes_2022.csv.gz"]
     assert weather_files == ["demo_lcd_hourly_2021.csv.gz", "demo_lcd_hourly_2022.csv.gz"]
+    assert request_files == ["demo_311_service_requests_2021.csv.gz", "demo_311_service_requests_2022.csv.gz",
+                             "demo_sanitation_code_complaints_2021.csv.gz",
+                             "demo_sanitation_code_complaints_2022.csv.gz"]
 
 
 def test_crime_rows_fall_in_their_file_year(crimes: pd.DataFrame) -> None:
@@ -125,8 +149,10 @@ def test_crime_rows_fall_in_their_file_year(crimes: pd.DataFrame) -> None:
 
 
 def test_summary_matches_files(demo_year: DemoSummary, crimes: pd.DataFrame,
-                               violent: pd.DataFrame) -> None:
+                               violent: pd.DataFrame, sanitation: pd.DataFrame,
+                               service_requests: pd.DataFrame) -> None:
     assert demo_year.cell_count == 64
+    assert demo_year.service_request_rows == len(sanitation) + len(service_requests)
     assert demo_year.incident_rows == len(crimes)
     assert demo_year.violent_incidents == len(violent)
     assert demo_year.first_day == date(YEAR, 1, 1)
@@ -145,7 +171,9 @@ def test_same_seed_writes_identical_bytes(tmp_path: Path) -> None:
 
     first = file_bytes(tmp_path / "first")
     second = file_bytes(tmp_path / "second")
-    assert sorted(first) == ["boundaries/cells.geojson", "crimes/demo_crimes_2022.csv.gz",
+    assert sorted(first) == ["311/demo_311_service_requests_2022.csv.gz",
+                             "311/demo_sanitation_code_complaints_2022.csv.gz",
+                             "boundaries/cells.geojson", "crimes/demo_crimes_2022.csv.gz",
                              "weather/demo_lcd_hourly_2022.csv.gz"]
     assert first == second
 
@@ -158,6 +186,8 @@ def test_other_seed_writes_other_bytes(tmp_path: Path) -> None:
     first = file_bytes(tmp_path / "first")
     second = file_bytes(tmp_path / "second")
     assert first["crimes/demo_crimes_2022.csv.gz"] != second["crimes/demo_crimes_2022.csv.gz"]
+    assert (first["311/demo_311_service_requests_2022.csv.gz"]
+            != second["311/demo_311_service_requests_2022.csv.gz"])
     assert (first["weather/demo_lcd_hourly_2022.csv.gz"]
             != second["weather/demo_lcd_hourly_2022.csv.gz"])
 
@@ -465,3 +495,69 @@ def test_lcd_temperatures_are_plausible(weather: pd.DataFrame) -> None:
     assert temperature[month == "07"].mean() > temperature[month == "01"].mean() + 30
     assert -30 < temperature.min()
     assert temperature.max() < 115
+
+
+# ---------------------------------------------------------------------------
+# 311 service requests
+# ---------------------------------------------------------------------------
+
+
+def test_sanitation_header_matches_chicago_export(demo_year: DemoSummary) -> None:
+    path = demo_year.folder / "311" / f"demo_sanitation_code_complaints_{YEAR}.csv.gz"
+    assert first_line(path) == SANITATION_HEADER
+
+
+def test_sanitation_dates_have_no_time(sanitation: pd.DataFrame) -> None:
+    assert sanitation["Creation_Date"].str.fullmatch(rf"{YEAR}-\d\d-\d\d").all()
+    assert sanitation["Completion_Date"].str.fullmatch(r"|\d{4}-\d\d-\d\d").all()
+    assert (sanitation["Completion_Date"] >= sanitation["Creation_Date"]).where(
+        sanitation["Completion_Date"] != "", True).all()
+
+
+def test_sanitation_statuses_mark_duplicates(sanitation: pd.DataFrame) -> None:
+    shares = sanitation["Status"].value_counts(normalize=True)
+
+    assert set(shares.index) == {"Completed", "Completed - Dup", "Open - Dup", "Open"}
+    assert 0.02 < shares["Completed - Dup"] < 0.07
+    assert (sanitation.loc[sanitation["Status"].str.startswith("Open"), "Completion_Date"] == "").all()
+
+
+def test_repeated_number_completes_later(sanitation: pd.DataFrame) -> None:
+    repeated = sanitation[sanitation["Service_Request_Number"].duplicated(keep=False)]
+    pairs = repeated.groupby("Service_Request_Number")["Completion_Date"].agg(["first", "last", "size"])
+
+    assert len(pairs) > 0
+    assert (pairs["size"] == 2).all()
+    assert (pairs["last"] > pairs["first"]).all()
+
+
+def test_service_request_types_and_flags(service_requests: pd.DataFrame) -> None:
+    assert set(service_requests["SR_TYPE"]) == {"Street Light Out Complaint", "Graffiti Removal Request"}
+    assert set(service_requests["DUPLICATE"]) == {"true", "false"}
+    assert 0.02 < (service_requests["DUPLICATE"] == "true").mean() < 0.07
+    assert service_requests["SR_NUMBER"].str.fullmatch(rf"SR{YEAR % 100}-\d{{8}}").all()
+
+
+def test_service_request_times_have_hours(service_requests: pd.DataFrame) -> None:
+    hours = service_requests["created"].dt.hour
+
+    assert hours.between(6, 22).all()
+    assert hours.nunique() == 17
+    assert (service_requests["modified"] > service_requests["created"]).all()
+
+
+def test_stale_version_follows_final_one(service_requests: pd.DataFrame) -> None:
+    repeated = service_requests[service_requests["SR_NUMBER"].duplicated(keep=False)]
+    versions = repeated.groupby("SR_NUMBER").agg(statuses=("STATUS", list), modified=("modified", list))
+
+    assert len(versions) > 0
+    assert all(statuses == ["Completed", "Open"] for statuses in versions["statuses"])
+    assert all(modified[0] > modified[1] for modified in versions["modified"])
+
+
+def test_some_requests_are_unlocated(sanitation: pd.DataFrame, service_requests: pd.DataFrame) -> None:
+    latitude = pd.concat([sanitation["Latitude"], service_requests["LATITUDE"]])
+
+    assert 0.004 < (latitude == "").mean() < 0.02
+    assert (latitude == "0.000000").sum() > 0
+    assert latitude[(latitude != "") & (latitude != "0.000000")].str.fullmatch(r"40\.\d{6}").all()
