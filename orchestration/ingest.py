@@ -17,6 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from orchestration.jurisdiction import CellSourceConfig, CrimeSourceConfig, WeatherSourceConfig
+from orchestration.weather_extracts import read_weather_files
 
 logger = logging.getLogger(__name__)
 
@@ -125,18 +126,9 @@ def read_crime_extracts(folder: Path, config: CrimeSourceConfig) -> ExtractTable
 
 
 def read_weather_extracts(folder: Path, config: WeatherSourceConfig) -> ExtractTable:
-    files = find_files(folder, config.files, "weather")
-    frames = []
-    blank_rows = 0
-    for path in files:
-        frame = select_mapped_columns(read_text_table(path), path, config.columns,
-                                      ("station", "date", "report_type"))
-        frame, blank = drop_blank_rows(with_provenance(frame, path))
-        blank_rows += blank
-        check_timestamps(frame, path, "date", config.columns["date"], config.timestamp_format)
-        logger.info("read %d weather rows from %s", frame.height, path)
-        frames.append(frame)
-    return ExtractTable(pl.concat(frames, how="diagonal"), files, blank_rows)
+    """Read the weather files of ``config``, for the old raw asset that ``raw_weather`` replaces."""
+    rows = read_weather_files(folder, config)
+    return ExtractTable(rows.frame, [Path(source) for source in rows.sources], rows.blank_rows)
 
 
 def read_cells(folder: Path, config: CellSourceConfig) -> ExtractTable:
