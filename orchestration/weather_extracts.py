@@ -90,15 +90,15 @@ def read_csv_text(data: bytes, label: str) -> pl.DataFrame:
     header = next(csv.reader(io.StringIO(text.decode("utf-8", errors="replace").split("\n", 1)[0])))
     names = [name.lstrip("\ufeff").strip() for name in header]
     try:
-        frame = pl.read_csv(io.BytesIO(text), infer_schema=False, encoding="utf8-lossy",
-                            has_header=False, skip_rows=1, new_columns=[f"column_{i}" for i in range(len(names))],
-                            raise_if_empty=False)
+        frame = pl.read_csv(io.BytesIO(text), infer_schema=False, encoding="utf8-lossy", raise_if_empty=False)
     except pl.exceptions.ComputeError as error:
         raise WeatherExtractError(f"cannot read {label} as CSV: {error}. Re-download the file or "
                                   f"remove it from the extracts folder") from error
     if frame.width != len(names):
-        raise WeatherExtractError(f"{label}: rows have {frame.width} fields but the header has "
+        raise WeatherExtractError(f"{label}: polars read {frame.width} columns but the header has "
                                   f"{len(names)}; the file is damaged, so re-download it")
+    # polars renames repeated names, so columns are addressed by position from here on.
+    frame.columns = [f"column_{position}" for position in range(len(names))]
 
     first_position: dict[str, int] = {}
     for position, name in enumerate(names):
@@ -134,7 +134,11 @@ def canonical_weather_rows(frame: pl.DataFrame, label: str, layout_name: str, la
         return empty_weather_rows()
     check_mapped_columns(frame, label, layout_name, layout)
 
-    selected = frame.select([pl.col(column).alias(field_name) for field_name, column in layout.columns.items()])
+    # A quoted empty field ("") and an unquoted one read differently, so both become NULL.
+    selected = frame.select([
+        pl.when(pl.col(column).str.strip_chars() != "").then(pl.col(column)).alias(field_name)
+        for field_name, column in layout.columns.items()
+    ])
     absent = [pl.lit(None, dtype=pl.String).alias(name) for name in WEATHER_FIELDS if name not in layout.columns]
     selected = selected.with_columns(absent).with_columns(
         pl.lit(layout_name).alias("layout"),
