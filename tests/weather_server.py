@@ -1,8 +1,8 @@
 """A local stand-in for NOAA NCEI's Access Data Service, serving LCD reports as CSV on 127.0.0.1.
 
 ``GET /access/services/data/v1`` returns the reports of the requested station whose ``DATE`` lies
-between ``startDate`` and ``endDate`` (compared as ISO text), in the LCD v2 column layout with every
-field quoted and ``REPORT_TYPE`` and ``SOURCE`` repeated at the end, as the service writes them.
+between ``startDate`` and ``endDate``, compared as ISO text. The CSV has the LCD v2 columns, every
+field quoted, and ``REPORT_TYPE`` and ``SOURCE`` repeated at the end, as the service writes them.
 A test can script responses (a status, a changed header, a body cut short) and delays, one per
 request, and reads back every request with its headers.
 """
@@ -45,7 +45,7 @@ def lcd_csv(header: list[str], rows: list[list[str]]) -> bytes:
 
 @dataclass
 class ScriptedResponse:
-    """One scripted answer. With ``body`` None the server answers the query, then applies ``damage``."""
+    """One scripted response. With ``body`` None the server runs the query, then applies ``damage``."""
 
     status: int = 200
     body: bytes | None = None
@@ -68,7 +68,7 @@ class RecordedRequest:
 
 @dataclass
 class NoaaState:
-    """Reports per station id, the header served, scripted answers and the requests received."""
+    """Reports per station id, the header served, scripted responses and the requests received."""
 
     reports: dict[str, list[list[str]]] = field(default_factory=dict)
     header: list[str] = field(default_factory=lambda: list(LCD_V2_HEADER))

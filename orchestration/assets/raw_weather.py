@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import polars as pl
 
 from orchestration.assets.raw import INGEST_STATE_DDL, read_watermark, write_parquet_copy
@@ -176,7 +177,8 @@ def merge_weather_pull(warehouse: Path, frame: pl.DataFrame, watermarks_before: 
                               stored=stored)
 
 
-def check_watermarks_unchanged(connection, watermarks_before: dict[str, str | None]) -> None:
+def check_watermarks_unchanged(connection: duckdb.DuckDBPyConnection,
+                               watermarks_before: dict[str, str | None]) -> None:
     for station, before in watermarks_before.items():
         row = connection.execute("SELECT watermark FROM raw.ingest_state WHERE source = ?",
                                  [watermark_key(station)]).fetchone()
@@ -187,7 +189,7 @@ def check_watermarks_unchanged(connection, watermarks_before: dict[str, str | No
                                f"when it ends")
 
 
-def drop_rows_from_files(connection) -> int:
+def drop_rows_from_files(connection: duckdb.DuckDBPyConnection) -> int:
     """Delete stored rows that did not come from the live service, and return their number.
 
     A table written by an older Riskcast version without the ``layout`` column is dropped whole.

@@ -19,7 +19,7 @@ from typing import Literal
 import dagster as dg
 import polars as pl
 
-from orchestration.jurisdiction import ConfigError, WeatherApiConfig, WeatherSourceConfig, WeatherStationConfig
+from orchestration.jurisdiction import ConfigError, WeatherApiConfig, WeatherSourceConfig
 from orchestration.noaa import NoaaClient, NoaaService, month_chunks
 from orchestration.resources import ensure_extracts_folder
 from orchestration.weather_extracts import (
@@ -102,7 +102,7 @@ class NoaaLcdWeatherSource(WeatherSource):
                 logger.warning("weather station %s has no noaa_id, so it is not pulled live", station.id)
                 continue
             start = pull_start(watermarks.get(station.id), api)
-            station_rows = pull_station(client, config, station, start, end)
+            station_rows = pull_station(client, config, api, station.noaa_id, start, end)
             batch.rows.extend(station_rows)
 
             latest = latest_report_time(station_rows.frame, station.id, config.layouts[api.layout].timestamp_format)
@@ -130,21 +130,19 @@ def pull_start(watermark: str | None, api: WeatherApiConfig) -> date:
     return max(api.start_date, (moment - timedelta(days=api.lookback_days)).date())
 
 
-def pull_station(client: NoaaClient, config: WeatherSourceConfig, station: WeatherStationConfig,
+def pull_station(client: NoaaClient, config: WeatherSourceConfig, api: WeatherApiConfig, noaa_id: str,
                  start: date, end: date) -> WeatherRows:
     """Pull one station month by month from ``start`` to ``end`` (LST dates, both inclusive)."""
-    api = config.api
-    assert api is not None and station.noaa_id is not None
     layout = config.layouts[api.layout]
     station_ids = config.station_ids()
     rows = empty_weather_rows()
 
     for chunk_start, chunk_end in month_chunks(start, end):
-        chunk = client.get_chunk(station.noaa_id, chunk_start, chunk_end)
+        chunk = client.get_chunk(noaa_id, chunk_start, chunk_end)
         frame = read_csv_text(chunk.body, chunk.url)
         chunk_rows = canonical_weather_rows(frame, chunk.url, api.layout, layout, station_ids)
         chunk_rows.frame = chunk_rows.frame.with_columns(
-            pl.lit(f"noaa:{station.noaa_id}:{chunk_start.isoformat()}/{chunk_end.isoformat()}").alias("source_file"))
+            pl.lit(f"noaa:{noaa_id}:{chunk_start.isoformat()}/{chunk_end.isoformat()}").alias("source_file"))
         rows.extend(chunk_rows)
     return rows
 

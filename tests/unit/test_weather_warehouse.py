@@ -9,6 +9,7 @@ synoptic report on the hour, specials with running precipitation totals, then th
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -335,3 +336,24 @@ def test_daily_total_matches_routine_hours(warehouse: Path) -> None:
     station, day, daily, hourly, without, agrees = rows[0]
     assert (station, day.isoformat(), daily, without, agrees) == (ORD, "2023-06-10", 0.26, 2, True)
     assert hourly == pytest.approx(0.26)
+
+
+# LST consistency check against the METAR remarks.
+
+def test_metar_check_flags_wrong_offset(warehouse: Path, tmp_path: Path) -> None:
+    compiled = (warehouse.parent / "dbt" / "target" / "compiled" / "riskcast" / "tests"
+                / "weather_lst_offset_matches_metar.sql").read_text(encoding="utf-8")
+    # The compiled SQL names the catalog after the file, so the copy keeps the file name.
+    copy = tmp_path / warehouse.name
+    shutil.copy(warehouse, copy)
+
+    with connect(copy) as connection:
+        before = connection.sql(compiled).fetchall()
+        # As if the file were clock time with daylight saving: the remarks are 5 hours after DATE.
+        connection.execute("UPDATE raw.weather_observations SET metar_time_group = "
+                           "strftime(strptime(date, '%Y-%m-%dT%H:%M:%S') + INTERVAL 5 HOUR, '%d%H%M') "
+                           "WHERE metar_time_group IS NOT NULL")
+        after = connection.sql(compiled).fetchall()
+
+    assert before == []
+    assert after == [(ORD, 20, 20)]
