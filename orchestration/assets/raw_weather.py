@@ -3,8 +3,9 @@
 Files replace ``raw.weather_observations`` as a whole, so reading the same files twice changes
 nothing. Live pulls are merged into it by (station, date, trimmed report type): a pulled report
 replaces the stored one with its key when any value differs. The same transaction stores the
-latest report time pulled for each station in ``raw.ingest_state``, under ``noaa-lcd:<station id>``. The table holds the rows of one source kind at a time: a file run drops the live
-watermarks, and a live run drops rows that came from files.
+latest report time pulled for each station in ``raw.ingest_state``, under ``noaa-lcd:<station id>``.
+The table contains the rows of one source kind at a time: a file run drops the live watermarks,
+and a live run drops rows that came from files.
 
 The asset's metadata counts rows per station and report type, the time range of each station,
 and the hours between a station's first and last report that have no usable report (routine,

@@ -19,6 +19,7 @@ from orchestration.jurisdiction import JURISDICTIONS_DIR, ConfigError
 from orchestration.resources import RiskcastResource
 from orchestration.sources.weather import LocalWeatherSource, NoaaLcdWeatherSource
 from orchestration.warehouse import connect
+from orchestration.weather_extracts import RAW_WEATHER_COLUMNS
 from tests.weather_server import NoaaServer, NoaaState, ScriptedResponse, lcd_report, running_noaa_server
 
 ORD = "72530094846"
@@ -309,3 +310,14 @@ def write_lcd_v1(folder: Path) -> None:
         "HOURLYPrecip,DAILYPrecip\n"
         "WBAN:94846,2023-06-10 13:51,FM-15,67,80,5,230,0.24,\n"
         "WBAN:94846,2023-06-10 14:51,FM-15,66,81,7,240,T,\n", encoding="utf-8")
+
+
+def test_no_weather_block_stores_empty_table(home: Path) -> None:
+    content = yaml.safe_load((home / "testcity.yaml").read_text(encoding="utf-8"))
+    del content["weather"]
+    (home / "testcity.yaml").write_text(yaml.safe_dump(content), encoding="utf-8")
+
+    metadata = read_local(home)
+
+    assert metadata["dagster/row_count"] == 0
+    assert [row[0] for row in query(home, "DESCRIBE raw.weather_observations")] == list(RAW_WEATHER_COLUMNS)

@@ -9,7 +9,10 @@ synoptic report on the hour, specials with running precipitation totals, then th
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -17,8 +20,9 @@ import dagster as dg
 import pytest
 import yaml
 
+from orchestration.dbt import DBT_PROJECT_DIR, dbt_executable
 from orchestration.definitions import WAREHOUSE_JOB, build_definitions
-from orchestration.warehouse import connect
+from orchestration.warehouse import connect, spatial_extension_dir
 from tests.extracts import crime_row, write_extracts, write_run_file, write_test_jurisdiction
 from tests.weather_server import LCD_V2_HEADER, lcd_csv, lcd_report
 
@@ -357,3 +361,29 @@ def test_metar_check_flags_wrong_offset(warehouse: Path, tmp_path: Path) -> None
 
     assert before == []
     assert after == [(ORD, 20, 20)]
+
+
+# A jurisdiction without weather.
+
+def test_models_build_without_weather(warehouse: Path, tmp_path: Path) -> None:
+    copy = tmp_path / warehouse.name
+    shutil.copy(warehouse, copy)
+    with connect(copy) as connection:
+        connection.execute("DELETE FROM raw.weather_observations")
+    environment = os.environ | {"RISKCAST_WAREHOUSE": str(copy), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+                                "RISKCAST_DUCKDB_EXTENSION_DIR": str(spatial_extension_dir())}
+    variables = {"weather_stations": [], "weather_layouts": [], "data_start": DATA_START.date().isoformat()}
+
+    completed = subprocess.run([
+        dbt_executable(), "build", "--select", "stg_weather__observations+", "--vars", json.dumps(variables),
+        "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+        "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs"),
+    ], env=environment, capture_output=True, text=True, check=False)
+
+    assert completed.returncode == 0, completed.stdout[-3000:]
+    with connect(copy, read_only=True) as connection:
+        mart = connection.sql("SELECT count(*), count(*) FILTER (WHERE weather_missing) "
+                              "FROM marts.fct_hourly_weather").fetchall()
+        coverage = connection.sql("SELECT station, hours_without_observation FROM marts.weather_station_coverage").fetchall()
+    assert mart == [(SPINE_HOURS, SPINE_HOURS)]
+    assert coverage == [("(fallback)", SPINE_HOURS)]
