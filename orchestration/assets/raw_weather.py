@@ -7,9 +7,9 @@ latest report time pulled for each station in ``raw.ingest_state``, under ``noaa
 The table contains the rows of one source kind at a time: a file run drops the live watermarks,
 and a live run drops rows that came from files.
 
-The asset's metadata counts rows per station and report type, the time range of each station,
-and the hours between a station's first and last report that have no usable report (routine,
-special or synoptic), so a gap in a weather file shows before any model reads it.
+The asset's metadata counts rows per station and report type and gives each station's time range.
+It also counts the hours between a station's first and last report that have no usable report
+(routine, special or synoptic), so a gap in a weather file shows before any model reads it.
 """
 
 from dataclasses import dataclass
