@@ -17,7 +17,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator
 
-from orchestration.jurisdiction import JurisdictionConfig, ServiceRequestSourceConfig
+from orchestration.jurisdiction import JurisdictionConfig, ServiceRequestSourceConfig, WeatherSourceConfig
 from orchestration.settings import RiskcastSettings
 from orchestration.warehouse import spatial_extension_dir
 
@@ -128,16 +128,33 @@ def dbt_vars(jurisdiction: JurisdictionConfig) -> dict[str, Any]:
         "crime_time_basis": jurisdiction.crimes.time_basis,
         "crime_api_timestamp_format": (duckdb_timestamp_format(api.timestamp_format) if api
                                        else DEFAULT_API_TIMESTAMP_FORMAT),
-        "weather_timestamp_format": weather.timestamp_format if weather else "%Y-%m-%d %H:%M",
-        "weather_utc_offset_hours": weather.utc_offset_hours if weather else 0,
-        "weather_routine_report_type": weather.routine_report_type if weather else "FM-15",
         "service_request_datasets": [service_request_vars(dataset) for dataset in jurisdiction.service_requests],
+        "weather_stations": weather_station_vars(weather),
+        "weather_layouts": weather_layout_vars(weather),
         "data_start": jurisdiction.data_start.isoformat(),
         "min_lat": box.min_lat,
         "max_lat": box.max_lat,
         "min_lon": box.min_lon,
         "max_lon": box.max_lon,
     }
+
+
+def weather_station_vars(weather: WeatherSourceConfig | None) -> list[dict[str, Any]]:
+    """Return the stations in fallback order (rank 1 first) with their LST offset in whole minutes."""
+    if weather is None:
+        return []
+    return [{"id": station.id, "rank": rank, "utc_offset_minutes": round(station.utc_offset_hours * 60)}
+            for rank, station in enumerate(weather.stations, start=1)]
+
+
+def weather_layout_vars(weather: WeatherSourceConfig | None) -> list[dict[str, Any]]:
+    """Return each layout's DuckDB timestamp format, report type classes and precipitation conventions."""
+    if weather is None:
+        return []
+    return [{"name": name, "timestamp_format": duckdb_timestamp_format(layout.timestamp_format),
+             "report_types": layout.report_types, "trace_values": layout.trace_values,
+             "blank_precipitation_is_zero": layout.blank_precipitation == "zero"}
+            for name, layout in weather.layouts.items()]
 
 
 class RiskcastDbtTranslator(DagsterDbtTranslator):

@@ -16,18 +16,16 @@ from orchestration.assets.audits import AUDIT_CHECKS
 from orchestration.assets.evaluation import evaluation_metrics
 from orchestration.assets.features import build_features_asset
 from orchestration.assets.models import risk_ensemble
-from orchestration.assets.raw import (
-    raw_cells,
-    raw_crime_incidents,
-    raw_offense_codes,
-    raw_weather_observations,
-)
+from orchestration.assets.raw import raw_cells, raw_crime_incidents, raw_offense_codes
 from orchestration.assets.raw_requests import raw_service_requests
+from orchestration.assets.raw_weather import raw_weather_observations
 from orchestration.assets.scoring import build_scoring_asset
 from orchestration.assets.warehouse import build_warehouse_assets, dbt_resource
 from orchestration.dbt import prepare_manifest
 from orchestration.jurisdiction import (
+    RunConfig,
     check_crime_source,
+    check_weather_source,
     default_run_config_path,
     load_jurisdiction,
     load_run_config,
@@ -37,6 +35,7 @@ from orchestration.resources import CityDataSource, LocalExtractsSource, Riskcas
 from orchestration.sensors import build_extracts_sensor, build_stale_features_sensor
 from orchestration.settings import HOME_VARIABLE, RiskcastSettings
 from orchestration.sources.service_requests import check_requests_source, requests_source
+from orchestration.sources.weather import LocalWeatherSource, NoaaLcdWeatherSource, WeatherSource
 
 CONFIG_VARIABLE = "RISKCAST_CONFIG"
 
@@ -52,6 +51,7 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
     jurisdiction = load_jurisdiction(run.jurisdiction)
     check_crime_source(run, jurisdiction)
     check_requests_source(run, jurisdiction)
+    check_weather_source(run, jurisdiction)
     settings = RiskcastSettings(home=home, jurisdiction=jurisdiction.name)
     partitions = hourly_partitions(jurisdiction)
 
@@ -83,6 +83,7 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
             "riskcast": RiskcastResource(run_config_path=str(run_config_path.resolve()), home=str(home)),
             "city_source": city_source(run.source, extracts, generate_demo=run.extracts_folder is None),
             "requests_source": requests_source(run.source, extracts, generate_demo=run.extracts_folder is None),
+            "weather_source": weather_source(run, extracts),
             "dbt": dbt_resource(),
         },
         executor=dg.in_process_executor,
@@ -94,6 +95,13 @@ def city_source(source: str, extracts: Path, generate_demo: bool) -> CityDataSou
     if source == "socrata":
         return SocrataCrimeSource(folder=str(extracts))
     return LocalExtractsSource(folder=str(extracts), generate_demo=generate_demo)
+
+
+def weather_source(run: RunConfig, extracts: Path) -> WeatherSource:
+    """Return the resource that reads the run's weather: the extracts folder or NOAA's service."""
+    if run.weather_source == "noaa":
+        return NoaaLcdWeatherSource()
+    return LocalWeatherSource(folder=str(extracts), generate_demo=run.extracts_folder is None)
 
 
 def settings_from_env() -> tuple[Path, Path]:

@@ -22,7 +22,6 @@ from orchestration.jurisdiction import (
     REQUIRED_CRIME_FIELDS,
     CellSourceConfig,
     CrimeSourceConfig,
-    WeatherSourceConfig,
 )
 
 logger = logging.getLogger(__name__)
@@ -177,21 +176,6 @@ def read_crime_extracts(folder: Path, config: CrimeSourceConfig) -> ExtractTable
         check_crime_timestamps(frame, path, config.columns, config.timestamp_format)
         logger.info("read %d crime rows from %s (%d blank rows skipped)", frame.height, path, blank)
         frames.append(with_all_crime_fields(frame))
-    return ExtractTable(pl.concat(frames, how="diagonal"), files, blank_rows)
-
-
-def read_weather_extracts(folder: Path, config: WeatherSourceConfig) -> ExtractTable:
-    files = find_files(folder, config.files, "weather")
-    frames = []
-    blank_rows = 0
-    for path in files:
-        frame = select_mapped_columns(read_text_table(path), path, config.columns,
-                                      ("station", "date", "report_type"))
-        frame, blank = drop_blank_rows(with_provenance(frame, path))
-        blank_rows += blank
-        check_timestamps(frame, path, "date", config.columns["date"], config.timestamp_format)
-        logger.info("read %d weather rows from %s", frame.height, path)
-        frames.append(frame)
     return ExtractTable(pl.concat(frames, how="diagonal"), files, blank_rows)
 
 

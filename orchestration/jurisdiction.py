@@ -29,8 +29,6 @@ REQUIRED_CRIME_FIELDS = ("id", "date", "offense_code", "latitude", "longitude")
 OPTIONAL_CRIME_FIELDS = ("updated_on", "case_number", "iucr", "primary_type", "location_description",
                          "beat", "district", "community_area")
 CATEGORY_NAME = r"^[a-z][a-z0-9_]*$"
-REQUIRED_WEATHER_FIELDS = ("station", "date", "report_type", "temperature_f",
-                           "relative_humidity", "wind_speed_mph", "precipitation_in")
 
 
 class ConfigError(ValueError):
@@ -131,22 +129,136 @@ class OffenseCode(BaseModel):
         return self
 
 
-class WeatherSourceConfig(BaseModel):
+# Canonical weather fields. Each layout maps some of them to its columns; station, date and
+# report_type are required, and an unmapped value field stays NULL. ``metar_remarks`` is read only
+# to extract the METAR time group (``ddhhmmZ``); the remark text itself is never stored.
+WEATHER_FIELDS = ("station", "date", "report_type", "temperature_f", "relative_humidity",
+                  "wind_speed_mph", "wind_direction", "precipitation_in", "daily_precipitation_in",
+                  "metar_remarks")
+REQUIRED_WEATHER_FIELDS = ("station", "date", "report_type")
+# Report classes, in staging's order of preference for an hour: routine reports (METAR, FM-15),
+# then specials (SPECI, FM-16), then synoptic reports (FM-12). Summaries (SOD, SOM) give no hourly values.
+WeatherReportClass = Literal["routine", "special", "synoptic", "summary"]
+
+
+class WeatherStationConfig(BaseModel):
+    """One weather station. The order of ``weather.stations`` is the fallback order."""
+
     model_config = ConfigDict(extra="forbid")
 
-    files: str
-    columns: dict[str, str]
-    timestamp_format: str
-    routine_report_type: str = "FM-15"
+    id: str = Field(min_length=1, description="station id stored in the warehouse")
+    name: str = Field(min_length=1)
     utc_offset_hours: float = Field(
-        description="fixed offset of the station's Local Standard Time (LCD never uses DST)")
+        ge=-12, le=14,
+        description="fixed UTC offset of the station's Local Standard Time; LCD times never use DST")
+    aliases: list[str] = Field(
+        default=[], description="other spellings of the id in the files, such as WBAN:94846 or 94846")
+    noaa_id: str | None = Field(
+        default=None, description="id in NOAA's Access Data Service (11 digits, USAF + WBAN); "
+                                  "stations without one are not pulled live")
+
+    def spellings(self) -> set[str]:
+        """Return the ways files and the live service write this station's id."""
+        return {self.id, *self.aliases} | ({self.noaa_id} if self.noaa_id else set())
 
     @model_validator(mode="after")
-    def check_columns(self) -> "WeatherSourceConfig":
-        missing = [name for name in REQUIRED_WEATHER_FIELDS if name not in self.columns]
-        if missing:
-            raise ValueError(f"weather.columns has no mapping for required fields {missing}")
+    def check_offset(self) -> "WeatherStationConfig":
+        if (self.utc_offset_hours * 60) % 1:
+            raise ValueError(f"station {self.id}: utc_offset_hours must be a whole number of minutes, "
+                             f"got {self.utc_offset_hours}")
         return self
+
+
+class WeatherLayoutConfig(BaseModel):
+    """The columns and conventions of one kind of weather file (LCD, QCLCD, ...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timestamp_format: str = Field(description="polars (chrono) strptime format of the LST date column")
+    columns: dict[str, str] = Field(description="canonical field -> column name in the file")
+    report_types: dict[str, WeatherReportClass] = Field(
+        description="report type as written in the file (compared after trimming) -> class")
+    trace_values: list[str] = Field(
+        default=["T"], description="precipitation values that mean a trace; stored as 0.0 with a flag")
+    blank_precipitation: Literal["missing", "zero"] = Field(
+        default="missing",
+        description="what a blank precipitation value of a routine report means: missing (NULL), "
+                    "or zero for files that leave dry hours blank")
+
+    @model_validator(mode="after")
+    def check_layout(self) -> "WeatherLayoutConfig":
+        missing = [name for name in REQUIRED_WEATHER_FIELDS if name not in self.columns]
+        unknown = [name for name in self.columns if name not in WEATHER_FIELDS]
+        if missing:
+            raise ValueError(f"columns has no mapping for required fields {missing}")
+        if unknown:
+            raise ValueError(f"columns maps unknown fields {unknown}; allowed fields are {list(WEATHER_FIELDS)}")
+        if "routine" not in self.report_types.values():
+            raise ValueError(f"report_types {self.report_types} names no routine report type, so "
+                             f"no hour would get a value; map the hourly METAR type (FM-15) to routine")
+        return self
+
+
+class WeatherFilesConfig(BaseModel):
+    """A glob of local weather files, relative to the extracts folder, and their layout."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pattern: str
+    layout: str
+
+
+class WeatherApiConfig(BaseModel):
+    """NOAA NCEI's Access Data Service, for runs that pull weather live."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str = Field(default="https://www.ncei.noaa.gov", description="service root")
+    dataset: str = "local-climatological-data"
+    layout: str = Field(description="layout of the service's CSV output")
+    start_date: date = Field(description="first LST date pulled for a station without a watermark")
+    end_date: date | None = Field(default=None, description="last LST date pulled; None means today (UTC)")
+    lookback_days: int = Field(
+        default=3, ge=0,
+        description="days before a station's watermark that every pull reads again, because NOAA "
+                    "revises recent reports")
+    timeout_seconds: float = Field(default=60.0, gt=0, description="per socket operation")
+    max_retries: int = Field(default=5, ge=0)
+    backoff_seconds: float = Field(default=2.0, ge=0, description="first wait; doubles per retry")
+    user_agent: str = "Riskcast/0.1 (hourly weather ingest)"
+
+
+class WeatherSourceConfig(BaseModel):
+    """Weather stations in fallback order, the file layouts, local files and the live service."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stations: list[WeatherStationConfig] = Field(min_length=1)
+    layouts: dict[str, WeatherLayoutConfig] = Field(min_length=1)
+    files: list[WeatherFilesConfig] = []
+    api: WeatherApiConfig | None = None
+
+    @model_validator(mode="after")
+    def check_references(self) -> "WeatherSourceConfig":
+        spellings = [spelling for station in self.stations for spelling in station.spellings()]
+        repeated = sorted({spelling for spelling in spellings if spellings.count(spelling) > 1})
+        if repeated:
+            raise ValueError(f"weather.stations: two stations share the ids or aliases {repeated}")
+        if not self.files and self.api is None:
+            raise ValueError("weather has neither files nor api, so no observation can be read; "
+                             "add a files entry (pattern and layout) or an api block")
+        used = [(f"files[{index}]", entry.layout) for index, entry in enumerate(self.files)]
+        if self.api is not None:
+            used.append(("api", self.api.layout))
+        for place, layout in used:
+            if layout not in self.layouts:
+                raise ValueError(f"weather.{place}.layout {layout!r} is not defined; "
+                                 f"defined layouts are {sorted(self.layouts)}")
+        return self
+
+    def station_ids(self) -> dict[str, str]:
+        """Return every spelling of a station id (id, aliases, noaa_id) mapped to the station's id."""
+        return {spelling: station.id for station in self.stations for spelling in station.spellings()}
 
 
 # 311 service requests. Every dataset's columns are renamed to these canonical fields. The
@@ -388,6 +500,10 @@ class RunConfig(BaseModel):
                     "dataset (weather and cells then still come from the extracts folder)")
     extracts_folder: Path | None = Field(
         default=None, description="folder of portal exports; None means the generated demo")
+    weather_source: Literal["extracts", "noaa"] = Field(
+        default="extracts",
+        description="where weather comes from: the files under extracts_folder, or the "
+                    "jurisdiction's weather.api service (pulled incrementally)")
     train: Window
     score: Window
     evaluate: Window | None = None
@@ -467,6 +583,16 @@ def check_crime_source(run: RunConfig, jurisdiction: JurisdictionConfig) -> None
             f"the run file sets source: socrata, but jurisdiction {jurisdiction.name!r} has no "
             f"crimes.api block. Add crimes.api (base_url, dataset_id, columns) to the jurisdiction "
             f"file, or set source: extracts"
+        )
+
+
+def check_weather_source(run: RunConfig, jurisdiction: JurisdictionConfig) -> None:
+    """Raise ``ConfigError`` when the run pulls weather live but the jurisdiction has no service."""
+    if run.weather_source == "noaa" and (jurisdiction.weather is None or jurisdiction.weather.api is None):
+        raise ConfigError(
+            f"the run file sets weather_source: noaa, but jurisdiction {jurisdiction.name!r} has no "
+            f"weather.api block. Add weather.api (layout, start_date) to the jurisdiction file, or "
+            f"set weather_source: extracts"
         )
 
 

@@ -22,7 +22,6 @@ from orchestration.ingest import (
     check_crime_timestamps,
     read_cells,
     read_crime_extracts,
-    read_weather_extracts,
     select_mapped_columns,
     with_all_crime_fields,
 )
@@ -73,13 +72,10 @@ def ensure_extracts_folder(folder: Path, generate_demo: bool) -> Path:
 
 
 class CityDataSource(dg.ConfigurableResource, ABC):
-    """A source of crime incidents, weather observations and cell boundaries for one city."""
+    """A source of crime incidents and cell boundaries for one city."""
 
     @abstractmethod
     def crime_incidents(self, jurisdiction: JurisdictionConfig) -> ExtractTable: ...
-
-    @abstractmethod
-    def weather_observations(self, jurisdiction: JurisdictionConfig) -> ExtractTable | None: ...
 
     @abstractmethod
     def cells(self, jurisdiction: JurisdictionConfig) -> ExtractTable: ...
@@ -96,11 +92,6 @@ class LocalExtractsSource(CityDataSource):
 
     def crime_incidents(self, jurisdiction: JurisdictionConfig) -> ExtractTable:
         return read_crime_extracts(self.extracts_folder(), jurisdiction.crimes)
-
-    def weather_observations(self, jurisdiction: JurisdictionConfig) -> ExtractTable | None:
-        if jurisdiction.weather is None:
-            return None
-        return read_weather_extracts(self.extracts_folder(), jurisdiction.weather)
 
     def cells(self, jurisdiction: JurisdictionConfig) -> ExtractTable:
         return read_cells(self.extracts_folder(), jurisdiction.cells)
@@ -164,11 +155,6 @@ class SocrataCrimeSource(CityDataSource):
     def crime_incidents(self, jurisdiction: JurisdictionConfig) -> ExtractTable:
         """Pull the whole dataset. The raw asset pulls incrementally with ``pull_crimes`` instead."""
         return ExtractTable(self.pull_crimes(jurisdiction, None).frame, [])
-
-    def weather_observations(self, jurisdiction: JurisdictionConfig) -> ExtractTable | None:
-        if jurisdiction.weather is None:
-            return None
-        return read_weather_extracts(Path(self.folder), jurisdiction.weather)
 
     def cells(self, jurisdiction: JurisdictionConfig) -> ExtractTable:
         return read_cells(Path(self.folder), jurisdiction.cells)

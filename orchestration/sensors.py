@@ -35,7 +35,7 @@ def extract_patterns(jurisdiction: JurisdictionConfig) -> list[str]:
     """Return the glob patterns, relative to the extracts folder, of every file the jurisdiction reads."""
     patterns = [jurisdiction.crimes.files, jurisdiction.cells.file]
     if jurisdiction.weather is not None:
-        patterns.append(jurisdiction.weather.files)
+        patterns.extend(entry.pattern for entry in jurisdiction.weather.files)
     patterns.extend(dataset.files for dataset in jurisdiction.service_requests)
     return patterns
 

@@ -55,7 +55,9 @@ def write_test_jurisdiction(folder: Path, data_start: str, min_inside_box_share:
     content["data_start"] = data_start
     content["audit"] = {"min_inside_box_share": min_inside_box_share}
     content["crimes"]["files"] = "crimes/chicago_crimes_*.csv"
-    content["weather"]["files"] = "weather/ohare_lcd_hourly_*.csv"
+    # The test LCD files have the LCD v1 layout without a wind direction column.
+    content["weather"]["files"] = [{"pattern": "weather/ohare_lcd_hourly_*.csv", "layout": "lcd_v1"}]
+    del content["weather"]["layouts"]["lcd_v1"]["columns"]["wind_direction"]
     # The hand-made extracts have no 311 files. Tests of the 311 source add their own datasets.
     content.pop("service_requests", None)
     path = folder / "testcity.yaml"

@@ -24,10 +24,6 @@ from orchestration.revisions import CrimeChanges, compare_versions, utc_hours
 from orchestration.settings import RiskcastSettings
 from orchestration.warehouse import connect
 
-WEATHER_TEXT_COLUMNS = ("station", "date", "report_type", "temperature_f", "relative_humidity",
-                        "wind_speed_mph", "precipitation_in", "source_file")
-
-
 def store_raw_table(warehouse: Path, raw_dir: Path, table: str, frame: pl.DataFrame) -> None:
     """Replace ``raw.<table>`` and its Parquet copy with ``frame``."""
     raw_dir.mkdir(parents=True, exist_ok=True)
@@ -362,27 +358,6 @@ def write_parquet_copy(warehouse: Path, raw_dir: Path, table: str) -> None:
     literal = path.as_posix().replace("'", "''")
     with connect(warehouse) as connection:
         connection.execute(f"COPY raw.{table} TO '{literal}' (FORMAT parquet, COMPRESSION zstd)")
-
-
-@dg.asset(group_name="raw", kinds={"duckdb", "parquet"})
-def raw_weather_observations(context: dg.AssetExecutionContext, riskcast: RiskcastResource,
-                             city_source: CityDataSource) -> dg.MaterializeResult:
-    """Hourly weather reports of every report type, with times in the station's Local Standard Time."""
-    jurisdiction = riskcast.jurisdiction()
-    settings = riskcast.settings()
-    extract = city_source.weather_observations(jurisdiction)
-    if extract is None:
-        frame = pl.DataFrame(schema={name: pl.String for name in WEATHER_TEXT_COLUMNS}
-                             | {"source_row": pl.Int64})
-        store_raw_table(settings.warehouse_path, settings.raw_dir, "weather_observations", frame)
-        context.log.warning(f"{jurisdiction.name}: no weather source configured; weather features "
-                            f"will be marked missing")
-        return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(0)})
-
-    store_raw_table(settings.warehouse_path, settings.raw_dir, "weather_observations", extract.frame)
-    context.log.info(f"{jurisdiction.name}: stored {extract.frame.height} weather reports "
-                     f"from {len(extract.files)} files")
-    return dg.MaterializeResult(metadata=extract_metadata(extract))
 
 
 @dg.asset(group_name="raw", kinds={"duckdb", "parquet"})

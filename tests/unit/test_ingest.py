@@ -1,4 +1,4 @@
-"""Local-extract readers: Chicago portal crime exports, NOAA LCD weather and cell GeoJSON."""
+"""Local-extract readers: Chicago portal crime exports and cell GeoJSON (weather: test_weather_files.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from orchestration.ingest import ExtractError, read_cells, read_crime_extracts, read_weather_extracts
+from orchestration.ingest import ExtractError, read_cells, read_crime_extracts
 from orchestration.jurisdiction import JurisdictionConfig, load_jurisdiction
 from tests.extracts import CRIME_HEADER, crime_row
 
@@ -19,14 +19,6 @@ ROWS = [
     crime_row("900101", "ZZ100001", "07/04/2023 12:15:00 AM", "08B", UPDATED, "41.879", "-87.658"),
     crime_row("900102", "ZZ100002", "07/04/2023 12:15:00 PM", "06", UPDATED, "41.88", "-87.62"),
     crime_row("900103", "ZZ100003", "11/05/2023 01:30:00 AM", "03", UPDATED, "", ""),
-]
-# The real LCD header subset that the Chicago weather mapping reads, without the daily columns.
-LCD_HEADER = ("STATION,STATION_NAME,ELEVATION,LATITUDE,LONGITUDE,DATE,REPORTTPYE,HOURLYDRYBULBTEMPF,"
-              "HOURLYRelativeHumidity,HOURLYWindSpeed,HOURLYPrecip")
-LCD_ROWS = [
-    "WBAN:94846,CHICAGO OHARE INTERNATIONAL AIRPORT IL US,201.8,41.995,-87.9336,2023-03-12 01:51,FM-15,30,80,5,T",
-    "WBAN:94846,CHICAGO OHARE INTERNATIONAL AIRPORT IL US,201.8,41.995,-87.9336,2023-03-12 02:51,FM-15,31,81,6,0.02s",
-    "WBAN:94846,CHICAGO OHARE INTERNATIONAL AIRPORT IL US,201.8,41.995,-87.9336,2023-03-12 03:51,FM-15,M,82,7,M",
 ]
 SQUARE = [[[-87.70, 41.85], [-87.65, 41.85], [-87.65, 41.90], [-87.70, 41.90], [-87.70, 41.85]]]
 OTHER_SQUARE = [[[-87.65, 41.85], [-87.60, 41.85], [-87.60, 41.90], [-87.65, 41.90], [-87.65, 41.85]]]
@@ -365,61 +357,6 @@ def test_truncated_gzip(tmp_path: Path, chicago: JurisdictionConfig) -> None:
         read_crime_extracts(tmp_path, chicago.crimes)
 
     assert f"cannot read {path}" in str(caught.value)
-
-
-# Weather extracts.
-
-def write_weather(folder: Path, rows: list[str]) -> Path:
-    path = folder / "weather" / "ohare_lcd_hourly_2023.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join([LCD_HEADER, *rows]) + "\n", encoding="utf-8")
-    return path
-
-
-def test_weather_columns_are_canonical(tmp_path: Path, chicago: JurisdictionConfig) -> None:
-    write_weather(tmp_path, LCD_ROWS)
-
-    frame = read_weather_extracts(tmp_path, chicago.weather).frame
-
-    assert set(frame.columns) == set(chicago.weather.columns) | {"source_file", "source_row"}
-
-
-def test_weather_values(tmp_path: Path, chicago: JurisdictionConfig) -> None:
-    write_weather(tmp_path, LCD_ROWS)
-
-    frame = read_weather_extracts(tmp_path, chicago.weather).frame
-
-    assert frame["date"].to_list() == ["2023-03-12 01:51", "2023-03-12 02:51", "2023-03-12 03:51"]
-    assert frame["report_type"].to_list() == ["FM-15"] * 3
-    assert frame["source_row"].to_list() == [2, 3, 4]
-
-
-def test_weather_markers_stay_text(tmp_path: Path, chicago: JurisdictionConfig) -> None:
-    write_weather(tmp_path, LCD_ROWS)
-
-    frame = read_weather_extracts(tmp_path, chicago.weather).frame
-
-    assert frame["precipitation_in"].to_list() == ["T", "0.02s", "M"]
-    assert frame["temperature_f"].to_list() == ["30", "31", "M"]
-
-
-def test_weather_bad_date(tmp_path: Path, chicago: JurisdictionConfig) -> None:
-    rows = [LCD_ROWS[0].replace("2023-03-12 01:51", "03/12/2023 01:51")]
-    write_weather(tmp_path, rows)
-
-    with pytest.raises(ExtractError, match="row 2, column 'DATE'"):
-        read_weather_extracts(tmp_path, chicago.weather)
-
-
-def test_weather_missing_report_type(tmp_path: Path, chicago: JurisdictionConfig) -> None:
-    index = LCD_HEADER.split(",").index("REPORTTPYE")
-    path = tmp_path / "weather" / "ohare_lcd_hourly_2023.csv"
-    path.parent.mkdir(parents=True)
-    lines = [without_column(line, index) for line in [LCD_HEADER, *LCD_ROWS]]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-    with pytest.raises(ExtractError, match="report_type \\(column 'REPORTTPYE'\\)"):
-        read_weather_extracts(tmp_path, chicago.weather)
 
 
 # Cell boundaries.

@@ -68,9 +68,9 @@ def test_chicago_weather_and_cells() -> None:
     config = load_jurisdiction("chicago")
 
     assert config.weather is not None
-    assert config.weather.utc_offset_hours == -6
-    assert config.weather.routine_report_type == "FM-15"
-    assert config.weather.columns["report_type"] == "REPORTTPYE"
+    assert config.weather.stations[0].utc_offset_hours == -6
+    assert config.weather.layouts["lcd_v1"].report_types["FM-15"] == "routine"
+    assert config.weather.layouts["lcd_v1"].columns["report_type"] == "REPORTTPYE"
     assert config.cells.spatial_unit == "census_tract"
     assert config.cells.id_property == "geoid10"
 
@@ -148,11 +148,11 @@ def test_unknown_crime_field(tmp_path: Path) -> None:
 
 def test_missing_weather_field(tmp_path: Path) -> None:
     content = chicago_content()
-    del content["weather"]["columns"]["precipitation_in"]
+    del content["weather"]["layouts"]["lcd_v1"]["columns"]["report_type"]
 
     message = jurisdiction_error(tmp_path, content)
 
-    assert "'precipitation_in'" in message
+    assert "'report_type'" in message
 
 
 def test_error_names_file(tmp_path: Path) -> None:

@@ -1,0 +1,224 @@
+"""Pulls of Local Climatological Data (LCD) from NOAA NCEI's Access Data Service, as CSV.
+
+The service serves ``GET {base_url}/access/services/data/v1`` with the parameters ``dataset``
+(here ``local-climatological-data``), ``stations`` (comma-separated station ids), ``startDate`` and
+``endDate`` (ISO 8601 dates or date-times), ``format`` (``csv``) and ``units`` (``standard``: degrees
+Fahrenheit, inches, miles per hour). NCEI documents them at
+https://www.ncei.noaa.gov/support/access-data-service-api-user-documentation.
+
+A pull asks for one station and one calendar month per request, so a response stays small and a
+failed request repeats one month only. Every request sends a User-Agent. Throttling (429), server
+errors (5xx), timeouts, dropped connections and truncated bodies are retried with a doubling wait
+(or the server's ``Retry-After``), and the last failure raises ``NoaaError``. A body is truncated
+when it is shorter than its Content-Length, when it does not end with a line break, or when a CSV
+record has a different number of fields than the header; such a body is never returned.
+
+NOTE: The line-break rule assumes that the service ends its CSV with a line break (not checked
+against the real service); one that does not would fail every request after its retries.
+``startDate`` and ``endDate`` are sent without a time zone. This module assumes the service
+compares them with the LCD ``DATE`` column, which is Local Standard Time; the watermark lookback
+of whole days covers an offset of a few hours if it compares in UTC instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import http.client
+import io
+import logging
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+logger = logging.getLogger(__name__)
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_WAIT_SECONDS = 120.0
+MAX_MESSAGE_CHARS = 300
+SERVICE_PATH = "/access/services/data/v1"
+
+
+class NoaaError(RuntimeError):
+    """A request to the NOAA service failed or returned unusable data. The message names the fix."""
+
+
+class TruncatedBody(Exception):
+    """A response body ended early. Raised and retried inside the client only."""
+
+
+@dataclass(frozen=True)
+class NoaaService:
+    """The Access Data Service endpoint, one dataset, and the HTTP settings of the pulls."""
+
+    base_url: str
+    dataset: str = "local-climatological-data"
+    # Applies to each socket operation (connect, each read), not to a whole request.
+    timeout_seconds: float = 60.0
+    max_retries: int = 5
+    backoff_seconds: float = 2.0
+    user_agent: str = "Riskcast/0.1 (hourly weather ingest)"
+
+    def __post_init__(self) -> None:
+        if self.timeout_seconds <= 0:
+            raise ValueError(f"timeout_seconds must be positive, got {self.timeout_seconds}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be 0 or more, got {self.max_retries}")
+        if self.backoff_seconds < 0:
+            raise ValueError(f"backoff_seconds must be 0 or more, got {self.backoff_seconds}")
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.base_url.rstrip('/')}{SERVICE_PATH}"
+
+
+@dataclass(frozen=True)
+class ChunkResponse:
+    """The CSV body of one station-month request."""
+
+    url: str
+    station: str
+    start: date
+    end: date
+    body: bytes
+
+
+def month_chunks(start: date, end: date) -> list[tuple[date, date]]:
+    """Split ``[start, end]`` (both inclusive) into pieces that never cross a calendar month."""
+    chunks = []
+    current = start
+    while current <= end:
+        next_month = date(current.year + current.month // 12, current.month % 12 + 1, 1)
+        last = min(end, next_month - timedelta(days=1))
+        chunks.append((current, last))
+        current = next_month
+    return chunks
+
+
+def chunk_params(service: NoaaService, station: str, start: date, end: date) -> dict[str, str]:
+    return {
+        "dataset": service.dataset,
+        "stations": station,
+        "startDate": f"{start.isoformat()}T00:00:00",
+        "endDate": f"{end.isoformat()}T23:59:59",
+        "format": "csv",
+        "units": "standard",
+    }
+
+
+def truncation_reason(body: bytes) -> str | None:
+    """Return why a CSV body looks cut off, or None when every record is complete."""
+    if not body:
+        return None
+    if not body.endswith(b"\n"):
+        return "the body does not end with a line break"
+    records = csv.reader(io.StringIO(body.decode("utf-8", errors="replace"), newline=""))
+    width = None
+    for number, record in enumerate(records, start=1):
+        if not record:
+            continue
+        if width is None:
+            width = len(record)
+        elif len(record) != width:
+            return f"line {number} has {len(record)} fields and the header {width}"
+    return None
+
+
+class NoaaClient:
+    """HTTP client for the Access Data Service that retries failures and records every URL."""
+
+    def __init__(self, service: NoaaService, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.service = service
+        self.sleep = sleep
+        self.requests: list[str] = []
+        self.headers = {"User-Agent": service.user_agent, "Accept": "text/csv"}
+
+    def get_chunk(self, station: str, start: date, end: date) -> ChunkResponse:
+        query = urllib.parse.urlencode(chunk_params(self.service, station, start, end), safe=":,")
+        url = f"{self.service.endpoint}?{query}"
+        body = self.get_with_retries(url)
+        logger.info("NOAA %s %s to %s: %d bytes", station, start, end, len(body))
+        return ChunkResponse(url=url, station=station, start=start, end=end, body=body)
+
+    def get_with_retries(self, url: str) -> bytes:
+        """Return the complete body of a successful response, retrying transient failures."""
+        attempts = self.service.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            self.requests.append(url)
+            retry_after = None
+            try:
+                return self.get_once(url)
+            except urllib.error.HTTPError as error:
+                body = read_error_body(error)
+                if error.code not in RETRYABLE_STATUSES:
+                    raise NoaaError(f"NOAA service rejected {url} with HTTP {error.code}: "
+                                    f"{error_text(body)}. {advice_for_status(error.code)}") from error
+                failure = f"HTTP {error.code}"
+                retry_after = parse_retry_after(error.headers.get("Retry-After"))
+            except TruncatedBody as error:
+                failure = f"a truncated body ({error})"
+            except (OSError, http.client.HTTPException) as error:
+                # Timeouts, refused and dropped connections are OSError subclasses, and a body
+                # shorter than its Content-Length raises http.client.IncompleteRead.
+                reason = error.reason if isinstance(error, urllib.error.URLError) else error
+                failure = f"{type(reason).__name__}: {reason}"
+
+            if attempt == attempts:
+                raise NoaaError(f"NOAA request {url} failed after {attempts} attempts, last with "
+                                f"{failure}. Check that the service is up, raise weather.api.max_retries, "
+                                f"or retry later")
+            wait = self.wait_before_retry(attempt, retry_after)
+            logger.warning("NOAA GET %s failed with %s, retry %d of %d in %.1f s", url, failure,
+                           attempt, self.service.max_retries, wait)
+            self.sleep(wait)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def get_once(self, url: str) -> bytes:
+        request = urllib.request.Request(url, headers=self.headers)
+        with urllib.request.urlopen(request, timeout=self.service.timeout_seconds) as response:
+            body = response.read()
+            declared = response.headers.get("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) != len(body):
+            raise TruncatedBody(f"{len(body)} of {declared} bytes")
+        reason = truncation_reason(body)
+        if reason:
+            raise TruncatedBody(reason)
+        return body
+
+    def wait_before_retry(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, MAX_WAIT_SECONDS)
+        return min(self.service.backoff_seconds * 2 ** (attempt - 1), MAX_WAIT_SECONDS)
+
+
+def read_error_body(error: urllib.error.HTTPError) -> bytes:
+    try:
+        return error.read()
+    except (OSError, http.client.HTTPException):
+        return b""
+
+
+def error_text(body: bytes) -> str:
+    return body.decode("utf-8", errors="replace").strip()[:MAX_MESSAGE_CHARS] or "(empty body)"
+
+
+def advice_for_status(status: int) -> str:
+    if status == 404:
+        return "Check weather.api.base_url"
+    return "Check weather.api (dataset) and the stations' noaa_id"
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Return a ``Retry-After`` header in seconds, or None when absent, invalid or an HTTP date."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        return None
+    return max(seconds, 0.0)
