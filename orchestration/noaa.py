@@ -10,12 +10,12 @@ A pull asks for one station and one calendar month per request, so a response st
 failed request repeats one month only. Every request sends a User-Agent. Throttling (429), server
 errors (5xx), timeouts, dropped connections and truncated bodies are retried with a doubling wait
 (or the server's ``Retry-After``), and the last failure raises ``NoaaError``. A body is truncated
-when it is shorter than its Content-Length, when it does not end with a line break, or when a CSV
-record has a different number of fields than the header; such a body is never returned.
+when it is shorter than its Content-Length, when a CSV record has a different number of fields
+than the header, or when it does not end with a line break. The one exception is a body that
+matches its Content-Length and ends with a closing quote: NCEI quotes every field, so such a body
+ends on a whole field and only lacks the final line break. Such a body is never returned.
 
-NOTE: The line-break rule assumes that the service ends its CSV with a line break (not checked
-against the real service); one that does not would fail every request after its retries.
-``startDate`` and ``endDate`` are sent without a time zone. This module assumes the service
+NOTE: ``startDate`` and ``endDate`` are sent without a time zone. This module assumes the service
 compares them with the LCD ``DATE`` column, which is Local Standard Time; the watermark lookback
 of whole days covers an offset of a few hours if it compares in UTC instead.
 """
@@ -109,11 +109,19 @@ def chunk_params(service: NoaaService, station: str, start: date, end: date) -> 
     }
 
 
-def truncation_reason(body: bytes) -> str | None:
-    """Return why a CSV body looks cut off, or None when every record is complete."""
+def truncation_reason(body: bytes, length_declared: bool = False) -> str | None:
+    """Return why a CSV body looks cut off, or None when every record is complete.
+
+    ``length_declared`` says that the response had a Content-Length that the body matched. Then a
+    body ending with a closing quote ends on a whole quoted field, and a missing final line break is
+    only the server's style; a body cut inside a field still fails.
+    """
     if not body:
         return None
-    if not body.endswith(b"\n"):
+    # An even number of quote characters means the final quote closes a field (an escaped quote
+    # inside a field is written twice, so it keeps the count even).
+    whole_last_field = length_declared and body.endswith(b'"') and body.count(b'"') % 2 == 0
+    if not body.endswith(b"\n") and not whole_last_field:
         return "the body does not end with a line break"
     records = csv.reader(io.StringIO(body.decode("utf-8", errors="replace"), newline=""))
     width = None
@@ -183,7 +191,7 @@ class NoaaClient:
             declared = response.headers.get("Content-Length")
         if declared is not None and declared.isdigit() and int(declared) != len(body):
             raise TruncatedBody(f"{len(body)} of {declared} bytes")
-        reason = truncation_reason(body)
+        reason = truncation_reason(body, length_declared=declared is not None and declared.isdigit())
         if reason:
             raise TruncatedBody(reason)
         return body

@@ -175,6 +175,8 @@ def test_truncation_reasons() -> None:
     assert truncation_reason(complete) is None
     assert truncation_reason(b"") is None
     assert truncation_reason(complete[:-1]) == "the body does not end with a line break"
+    assert truncation_reason(complete[:-1], length_declared=True) is None
+    assert truncation_reason(complete[:-3], length_declared=True) == "the body does not end with a line break"
     assert truncation_reason(b'"A","B","C"\n"1","2"\n') == "line 2 has 2 fields and the header 3"
 
 
