@@ -16,7 +16,8 @@ from orchestration.assets.audits import AUDIT_CHECKS
 from orchestration.assets.evaluation import evaluation_metrics
 from orchestration.assets.features import build_features_asset
 from orchestration.assets.models import risk_ensemble
-from orchestration.assets.raw import raw_cells, raw_crime_incidents, raw_weather_observations
+from orchestration.assets.raw import raw_crime_incidents, raw_weather_observations
+from orchestration.assets.raw_geography import raw_boundaries, raw_cells, raw_demographics
 from orchestration.assets.scoring import build_scoring_asset
 from orchestration.assets.warehouse import build_warehouse_assets, dbt_resource
 from orchestration.dbt import prepare_manifest
@@ -29,6 +30,8 @@ from orchestration.jurisdiction import (
 from orchestration.partitions import hourly_partitions
 from orchestration.resources import CityDataSource, LocalExtractsSource, RiskcastResource, SocrataCrimeSource
 from orchestration.settings import HOME_VARIABLE, RiskcastSettings
+from orchestration.sources.boundaries import BoundarySource, LocalBoundarySource, SocrataBoundarySource
+from orchestration.sources.demographics import LocalDemographicsSource
 
 CONFIG_VARIABLE = "RISKCAST_CONFIG"
 
@@ -64,13 +67,16 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
                             description="Compare the ensemble with CompSTAT on the evaluation window."),
     ]
     return dg.Definitions(
-        assets=[raw_crime_incidents, raw_weather_observations, raw_cells, warehouse, features,
-                risk_ensemble, scores, evaluation_metrics],
+        assets=[raw_crime_incidents, raw_weather_observations, raw_cells, raw_boundaries, raw_demographics,
+                warehouse, features, risk_ensemble, scores, evaluation_metrics],
         asset_checks=AUDIT_CHECKS,
         jobs=jobs,
         resources={
             "riskcast": RiskcastResource(run_config_path=str(run_config_path.resolve()), home=str(home)),
             "city_source": city_source(run.source, extracts, generate_demo=run.extracts_folder is None),
+            "boundary_source": boundary_source(run.source, extracts, generate_demo=run.extracts_folder is None),
+            "demographics_source": LocalDemographicsSource(folder=str(extracts),
+                                                           generate_demo=run.extracts_folder is None),
             "dbt": dbt_resource(),
         },
         executor=dg.in_process_executor,
@@ -82,6 +88,13 @@ def city_source(source: str, extracts: Path, generate_demo: bool) -> CityDataSou
     if source == "socrata":
         return SocrataCrimeSource(folder=str(extracts))
     return LocalExtractsSource(folder=str(extracts), generate_demo=generate_demo)
+
+
+def boundary_source(source: str, extracts: Path, generate_demo: bool) -> BoundarySource:
+    """Return the resource that reads the boundary layers: live from the portal for Socrata runs."""
+    if source == "socrata":
+        return SocrataBoundarySource(folder=str(extracts))
+    return LocalBoundarySource(folder=str(extracts), generate_demo=generate_demo)
 
 
 def settings_from_env() -> tuple[Path, Path]:

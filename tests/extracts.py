@@ -56,6 +56,10 @@ def write_test_jurisdiction(folder: Path, data_start: str, min_inside_box_share:
     content["audit"] = {"min_inside_box_share": min_inside_box_share}
     content["crimes"]["files"] = "crimes/chicago_crimes_*.csv"
     content["weather"]["files"] = "weather/ohare_lcd_hourly_*.csv"
+    # The hand-made extracts have tracts only: no other boundary layers and no demographics.
+    content["boundaries"]["layers"] = [layer for layer in content["boundaries"]["layers"]
+                                       if layer["name"] == "tracts"]
+    content.pop("demographics", None)
     path = folder / "testcity.yaml"
     path.write_text(yaml.safe_dump(content), encoding="utf-8")
     return path
