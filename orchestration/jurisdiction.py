@@ -288,7 +288,7 @@ class DemographicsConfig(BaseModel):
     income_layer: str | None = Field(
         default=None,
         description="boundary layer whose per-capita income and poverty a cell takes from the "
-                    "feature that contains the cell's centroid")
+                    "feature that contains the cell's centroid, or else overlaps the cell most")
 
     @model_validator(mode="after")
     def check_tables(self) -> "DemographicsConfig":

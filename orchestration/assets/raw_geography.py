@@ -165,13 +165,13 @@ def cover_geometry(warehouse: Path, jurisdiction: JurisdictionConfig) -> dict:
         return bounding_box_geometry(jurisdiction.bounding_box)
 
     with connect(warehouse, read_only=True, spatial=True) as connection:
-        union = connection.execute(f"""
-            SELECT ST_AsGeoJSON(ST_Union_Agg(geom))
+        union, features = connection.execute(f"""
+            SELECT ST_AsGeoJSON(ST_Union_Agg(geom)), count(*)
             FROM (SELECT {REPAIRED_GEOMETRY} AS geom FROM raw.boundaries
                   WHERE layer = ? AND geometry_problem IS NULL)
             WHERE NOT ST_IsEmpty(geom)
-        """, [layer]).fetchone()[0]
-    if union is None:
+        """, [layer]).fetchone()
+    if features == 0:
         raise ExtractError(f"the H3 cover layer {layer!r} has no usable polygon, so the grid has no "
                            f"extent. Fix the layer, or remove cells.h3.cover_layer to cover the bounding box")
     return json.loads(union)

@@ -4,7 +4,7 @@
 -- are spread over the cells in proportion to overlapping area: a cell gets
 -- sum over features of count * area(cell and feature) / area(feature), in equal-area meters. That
 -- assumes people are spread evenly within a feature. Income and poverty come from the income
--- layer's feature that contains the cell's centroid.
+-- layer's feature that contains the cell's centroid, or else overlaps the cell most.
 -- Which models this one reads depends on the layer vars, so its dependencies are declared here
 -- for every jurisdiction:
 -- depends_on: {{ ref('int_boundaries__features') }}, {{ ref('int_demographics__areas') }}
