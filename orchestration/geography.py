@@ -12,10 +12,11 @@ Structural problems are named in ``geometry_problem`` instead:
 - ``empty_geometry``: a Polygon or MultiPolygon with no coordinates.
 
 Staging keeps those rows out of the layer and lists them in ``quarantine_boundaries``, and it
-repairs the remaining invalid polygons (self-intersections) with ``ST_MakeValid``. Problems that
-make the whole file unusable raise ``ExtractError`` naming the file and the feature: a file that
-is not a FeatureCollection, a feature without its id property, a repeated id in a layer that does
-not dissolve, a non-numeric population and coordinates outside longitude/latitude ranges.
+repairs the remaining invalid polygons (self-intersections) with ``ST_MakeValid``. Some problems
+make the whole file unusable, so they raise ``ExtractError`` naming the file and the feature. They
+are a file that is not a FeatureCollection, a feature without its id property, a repeated id in a
+layer that does not dissolve, a non-numeric population, and coordinates outside longitude and
+latitude ranges.
 """
 
 from __future__ import annotations
@@ -262,8 +263,15 @@ def parse_feature_collection(collection: dict, layer: BoundaryLayerConfig, prope
     return frame
 
 
+def check_extracts_folder(folder: Path) -> None:
+    if not folder.is_dir():
+        raise ExtractError(f"extracts folder not found: {folder}; set extracts_folder in the run "
+                           f"file to the folder that holds the portal exports")
+
+
 def read_layer_file(folder: Path, layer: BoundaryLayerConfig) -> BoundaryTable:
     """Read one layer from its GeoJSON file in the extracts folder."""
+    check_extracts_folder(folder)
     if layer.file is None:
         raise ExtractError(f"boundary layer {layer.name!r} has no file; add `file` to the layer in "
                            f"the jurisdiction file, or run with a live source")

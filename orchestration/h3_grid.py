@@ -7,8 +7,8 @@ bounding box. Each cell becomes a row of ``raw.cells`` with its hexagon as a Geo
 H3 cells pass through the same staging as tract cells.
 
 The cells come from ``h3shape_to_cells_experimental`` of h3-py 4.5.0, which adds containment
-modes to ``polygon_to_cells``: ``overlap`` keeps every cell that touches the cover, so every
-incident inside the city lands in a cell, and ``center`` keeps the cells whose center lies inside.
+modes to ``polygon_to_cells``. ``overlap`` keeps every cell that touches the cover, so every
+incident inside the city lands in a cell. ``center`` keeps the cells whose center lies inside.
 """
 
 from __future__ import annotations

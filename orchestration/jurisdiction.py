@@ -116,7 +116,7 @@ class WeatherSourceConfig(BaseModel):
 
 # Geography: boundary layers, the forecasting cells and demographics.
 
-# What a boundary layer describes. Each kind except "other" may appear once per jurisdiction,
+# The kind of area a boundary layer describes. Each kind except "other" may appear once per jurisdiction,
 # because dim_cells has one column per kind for the feature that contains a cell's centroid.
 BoundaryKind = Literal["census_tract", "community_area", "police_beat", "police_district",
                        "grid_cell", "other"]
@@ -134,8 +134,9 @@ NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 class BoundaryApiConfig(BaseModel):
     """A Socrata dataset that serves a boundary layer as GeoJSON (``/resource/<id>.geojson``).
 
-    Portal exports often spell properties differently from a downloaded file (Socrata truncates
-    field names to 10 characters), so each property can be overridden here.
+    A portal dataset may spell properties differently from a downloaded file (Chicago's community
+    areas use the shapefile name area_numbe, cut to 10 characters), so each property can be
+    overridden here.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -159,7 +160,7 @@ class BoundaryLayerConfig(BaseModel):
     file: str | None = Field(default=None, description="GeoJSON FeatureCollection, relative to the extracts folder")
     id_property: str = Field(description="feature property that identifies each feature")
     id_type: Literal["text", "integer"] = Field(
-        default="text", description="integer stores 35, 35.0 and '35' alike as '35'; text keeps the value as written")
+        default="text", description="integer stores 35, 35.0 and '35' alike as '35', while text keeps the value as written")
     name_property: str | None = None
     population_property: str | None = None
     dissolve: bool = Field(
@@ -211,8 +212,8 @@ class H3GridConfig(BaseModel):
 
     resolution: int = Field(
         default=8, ge=0, le=15,
-        description="H3 resolution; 8 has cells of about 0.74 km2 and 0.53 km edges, a radius of "
-                    "about three city blocks")
+        description="H3 resolution. Resolution 8 has cells of about 0.74 km2 with 0.53 km edges, "
+                    "a radius of about three city blocks")
     cover_layer: str | None = Field(
         default=None, description="boundary layer whose union the grid covers; none means the bounding box")
     containment: Literal["overlap", "center"] = Field(

@@ -1,6 +1,6 @@
 """A local HTTP server that serves Socrata-style GeoJSON datasets, for the live boundary source.
 
-It answers ``/resource/<dataset>.geojson`` with ``$order``, ``$limit`` and ``$offset``, as the
+It serves ``/resource/<dataset>.geojson`` with ``$order``, ``$limit`` and ``$offset``, as the
 SODA 2 API does. Rows that are not ordered by ``:id`` come back in a different order on each
 request, so only ``:id`` order pages correctly. A test can script responses (status and body)
 and truncated transfers, where the server declares a longer body than it sends and closes.
@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 @dataclass
 class ScriptedResponse:
-    """One response served before the normal answers: a status and body, or a cut-off body."""
+    """One response served before the normal responses: a status and body, or a cut-off body."""
 
     status: int = 200
     body: bytes = b""

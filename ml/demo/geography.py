@@ -70,7 +70,7 @@ def _write_district_demographics(path: Path, rng: np.random.Generator, grid: _Gr
         cells = (row_end - row_start) * (col_end - col_start)
         population = int(rng.poisson(PEOPLE_PER_CELL * cells))
         shares = rng.dirichlet(GROUP_WEIGHTS)
-        # Rounding down keeps the four groups within the population; the rest is "other".
+        # Rounding down keeps the four groups within the population, and the rest is "other".
         white, black, asian, hispanic = (int(population * share) for share in shares[:4])
         income = int(round(rng.lognormal(mean=math.log(30_000), sigma=0.35), -1))
         poverty = round(float(rng.uniform(5.0, 35.0)), 1)

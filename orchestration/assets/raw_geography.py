@@ -44,46 +44,53 @@ def raw_boundaries(context: dg.AssetExecutionContext, riskcast: RiskcastResource
     store_raw_table(settings.warehouse_path, settings.raw_dir, "boundaries", frame)
 
     invalid = count_invalid_polygons(settings.warehouse_path)
-    summary = [layer_summary(table, invalid.get(table.layer, 0)) for table in tables]
+    summary = [layer_summary(table, *invalid.get(table.layer, (0, 0))) for table in tables]
     for row in summary:
         context.log.info(
             f"{jurisdiction.name}: layer {row['layer']}: {row['features']} features "
-            f"({row['distinct_ids']} distinct ids) from {row['source']}; "
-            f"{row['invalid_to_repair']} invalid polygons to repair in staging, "
+            f"({row['distinct_ids']} distinct ids) from {row['source']}. "
+            f"{row['repaired']} invalid polygons to repair in staging, "
             f"{row['quarantined']} quarantined {row['problems'] or ''}")
     if not tables:
-        context.log.warning(f"{jurisdiction.name}: no boundary layers configured; raw.boundaries is empty")
+        context.log.warning(f"{jurisdiction.name}: no boundary layers configured, so raw.boundaries is empty")
 
     return dg.MaterializeResult(metadata={
         "dagster/row_count": dg.MetadataValue.int(frame.height),
         "layers": dg.MetadataValue.md(summary_markdown(summary)),
-        "invalid_polygons_to_repair": dg.MetadataValue.int(sum(invalid.values())),
-        "quarantined_features": dg.MetadataValue.int(frame["geometry_problem"].is_not_null().sum()),
+        "invalid_polygons_to_repair": dg.MetadataValue.int(sum(row["repaired"] for row in summary)),
+        "quarantined_features": dg.MetadataValue.int(sum(row["quarantined"] for row in summary)),
         "requests": dg.MetadataValue.int(sum(len(table.requests) for table in tables)),
     })
 
 
-def count_invalid_polygons(warehouse: Path) -> dict[str, int]:
-    """Count the structurally sound geometries per layer that are not valid (to be repaired)."""
+def count_invalid_polygons(warehouse: Path) -> dict[str, tuple[int, int]]:
+    """Count, per layer, the structurally sound polygons that are invalid, and those left empty by repair.
+
+    The first count includes the second. Staging repairs the others and quarantines the empty ones.
+    """
     with connect(warehouse, read_only=True, spatial=True) as connection:
-        rows = connection.execute("""
-            SELECT layer, count(*) FILTER (WHERE NOT ST_IsValid(ST_GeomFromGeoJSON(geometry_geojson)))
+        rows = connection.execute(f"""
+            SELECT layer,
+                   count(*) FILTER (WHERE NOT ST_IsValid(ST_GeomFromGeoJSON(geometry_geojson))),
+                   count(*) FILTER (WHERE ST_IsEmpty({REPAIRED_GEOMETRY}))
             FROM raw.boundaries
             WHERE geometry_problem IS NULL
             GROUP BY layer
         """).fetchall()
-    return {layer: count for layer, count in rows}
+    return {layer: (invalid, empty) for layer, invalid, empty in rows}
 
 
-def layer_summary(table: BoundaryTable, invalid: int) -> dict:
+def layer_summary(table: BoundaryTable, invalid: int, empty_after_repair: int) -> dict:
     problems = table.problem_counts()
+    if empty_after_repair:
+        problems["empty_after_repair"] = empty_after_repair
     return {
         "layer": table.layer,
         "features": table.frame.height,
         "distinct_ids": table.frame["feature_id"].n_unique(),
-        "invalid_to_repair": invalid,
+        "repaired": invalid - empty_after_repair,
         "quarantined": sum(problems.values()),
-        "problems": ", ".join(f"{name}: {count}" for name, count in problems.items()),
+        "problems": ", ".join(f"{name}: {count}" for name, count in sorted(problems.items())),
         "source": table.source,
     }
 
@@ -96,7 +103,7 @@ def summary_markdown(summary: list[dict]) -> str:
     for row in summary:
         quarantined = f"{row['quarantined']} ({row['problems']})" if row["problems"] else "0"
         lines.append(f"| {row['layer']} | {row['features']} | {row['distinct_ids']} | "
-                     f"{row['invalid_to_repair']} | {quarantined} | {row['source']} |")
+                     f"{row['repaired']} | {quarantined} | {row['source']} |")
     return "\n".join(lines)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from orchestration.geography import normalize_id, parse_number_text
+from orchestration.geography import check_extracts_folder, normalize_id, parse_number_text
 from orchestration.ingest import ExtractError, drop_blank_rows, read_text_table, select_mapped_columns, with_provenance
 from orchestration.jurisdiction import DEMOGRAPHIC_FIELDS, DemographicTableConfig
 from orchestration.resources import ensure_extracts_folder
@@ -79,6 +79,7 @@ def empty_demographic_frame() -> pl.DataFrame:
 
 def read_demographic_table(folder: Path, table: DemographicTableConfig) -> DemographicTable:
     """Read one table: ids normalized and cut to ``id_length``, values checked to be numbers."""
+    check_extracts_folder(folder)
     path = folder / table.file
     if not path.is_file():
         raise ExtractError(f"demographics table {table.name!r} not found: {path}; set its file in "

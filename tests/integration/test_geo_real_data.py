@@ -160,7 +160,7 @@ def test_block_groups_cover_every_tract(chicago_folder: Path) -> None:
     assert in_city.filter(pl.col("population") == 0).height == 3
 
 
-def test_per_capita_income_column_is_a_sum_over_tracts(chicago_folder: Path) -> None:
+def test_perc_inc14_sums_tract_values(chicago_folder: Path) -> None:
     acs = pl.read_csv(chicago_folder / "demographics" / "community_areas_acs2014.csv")
     socioeconomic = pl.read_csv(chicago_folder / "demographics" / "community_areas_socioeconomic_2008_2012.csv")
     joined = acs.with_columns(pl.col("ComAreaID").cast(pl.Int64)).join(

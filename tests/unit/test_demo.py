@@ -145,7 +145,8 @@ def test_same_seed_writes_identical_bytes(tmp_path: Path) -> None:
 
     first = file_bytes(tmp_path / "first")
     second = file_bytes(tmp_path / "second")
-    assert sorted(first) == ["boundaries/cells.geojson", "crimes/demo_crimes_2022.csv.gz",
+    assert sorted(first) == ["boundaries/cells.geojson", "boundaries/districts.geojson",
+                             "crimes/demo_crimes_2022.csv.gz", "demographics/demo_district_demographics.csv",
                              "weather/demo_lcd_hourly_2022.csv.gz"]
     assert first == second
 

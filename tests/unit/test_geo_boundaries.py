@@ -292,3 +292,8 @@ def test_geography_configuration_errors(tmp_path: Path, change, expected: str) -
 def test_layer_name_must_be_identifier() -> None:
     with pytest.raises(ValidationError, match="name"):
         tract_layer(name="Census Tracts")
+
+
+def test_extracts_folder_not_found(tmp_path: Path) -> None:
+    with pytest.raises(ExtractError, match="extracts folder not found: .*nowhere"):
+        read_layer_file(tmp_path / "nowhere", tract_layer())

@@ -8,15 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from orchestration.definitions import build_definitions
 from orchestration.ingest import ExtractError
 from orchestration.jurisdiction import BoundaryLayerConfig
 from orchestration.socrata import SocrataDataset, SocrataError
-from orchestration.sources.boundaries import SocrataBoundarySource, pull_feature_collection
+from orchestration.sources.boundaries import LocalBoundarySource, SocrataBoundarySource, pull_feature_collection
+from tests.extracts import write_run_file
 from tests.geo_fixtures import feature, rectangle, write_collection
 from tests.geo_server import GeoJsonState, ScriptedResponse, geojson_server
 
 DATASET = "74p9-q2aq"
-# Socrata truncates field names to 10 characters, and GeoJSON exports carry numbers as text.
+# The features carry numbers as text, as SODA responses do.
 FEATURES = [feature({"geoid10": f"170310{index:03d}00", "namelsad10": f"Census Tract {index}", "pop_total": str(100 * index)},
                     rectangle(-87.70 + 0.01 * index, -87.69 + 0.01 * index, 41.85, 41.86))
             for index in range(1, 6)]
@@ -160,3 +162,13 @@ def test_source_reads_layer_without_api_from_folder(tmp_path: Path) -> None:
 
     assert table.frame["feature_id"].to_list() == ["17031000100"]
     assert table.requests == []
+
+
+def test_definitions_choose_source_from_run_file(tmp_path: Path) -> None:
+    windows = (("2017-01-01", "2017-02-01"), ("2017-02-01", "2017-02-02"))
+    live = build_definitions(write_run_file(tmp_path, "chicago", tmp_path, *windows, source="socrata"), tmp_path)
+    local = build_definitions(write_run_file(tmp_path, "chicago", tmp_path, *windows), tmp_path)
+
+    assert isinstance(live.resources["boundary_source"], SocrataBoundarySource)
+    assert isinstance(local.resources["boundary_source"], LocalBoundarySource)
+    assert live.resources["boundary_source"].folder == str(tmp_path)

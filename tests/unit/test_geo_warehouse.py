@@ -32,6 +32,8 @@ EAST_TRACT = rectangle(-87.69, -87.68, 41.85, 41.87)
 BOW_TIE_SQUARE = rectangle(-87.68, -87.67, 41.85, 41.86)
 ZONE_A = rectangle(-87.70, -87.69, 41.85, 41.86)
 ZONE_B = rectangle(-87.695, -87.685, 41.855, 41.865)
+# A closed ring of points on one line: well formed, but with no area once repaired.
+FLAT = {"type": "Polygon", "coordinates": [[[-87.70, 41.88], [-87.69, 41.88], [-87.68, 41.88], [-87.70, 41.88]]]}
 # A block-group table as American FactFinder exports it, with a per-capita income column.
 BLOCK_GROUPS = """GEO.id2,HD01_VD01,HD01_VD03,HD01_VD04,HD01_VD06,HD01_VD12,INCOME
 Id2,Total,White alone,Black alone,Asian alone,Hispanic,Per capita income
@@ -69,6 +71,7 @@ def write_geography(folder: Path) -> None:
         feature({"geoid10": "17031000400"}, {"type": "Polygon", "coordinates": []}),
         feature({"geoid10": "17031000500"}, None),
         feature({"geoid10": "17031000600"}, {"type": "Point", "coordinates": [-87.66, 41.86]}),
+        feature({"geoid10": "17031000700"}, FLAT),
     ])
     write_collection(boundaries / "community_areas.geojson", [
         feature({"area_number": 1, "community": "TESTVILLE", "pop": 1234}, rectangle(-87.70, -87.67, 41.85, 41.87)),
@@ -155,15 +158,17 @@ def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 def test_raw_boundaries_keep_every_feature(warehouse: Path) -> None:
     counts = dict(query(warehouse, "SELECT layer, count(*) FROM raw.boundaries GROUP BY layer"))
 
-    assert counts == {"grid": 5, "tracts": 6, "community_areas": 1, "beats": 3, "zones": 2}
+    assert counts == {"grid": 5, "tracts": 7, "community_areas": 1, "beats": 3, "zones": 2}
 
 
 def test_raw_boundaries_metadata_counts_problems(geo_run: tuple[Path, dg.ExecuteInProcessResult]) -> None:
     values = metadata(geo_run[1], "raw_boundaries")
 
-    assert values["dagster/row_count"] == 17
+    assert values["dagster/row_count"] == 18
     assert values["invalid_polygons_to_repair"] == 1
-    assert values["quarantined_features"] == 4
+    assert values["quarantined_features"] == 5
+    assert "| tracts | 7 | 7 | 1 | 4 (empty_after_repair: 1, empty_geometry: 1, missing_geometry: 1, " \
+           "not_a_polygon: 1) |" in values["layers"]
 
 
 def test_raw_cells_leave_out_empty_cell(geo_run: tuple[Path, dg.ExecuteInProcessResult]) -> None:
@@ -214,6 +219,7 @@ def test_quarantine_lists_reasons(warehouse: Path) -> None:
         ("tracts", "17031000400", "empty_geometry", "tracts.geojson", 3),
         ("tracts", "17031000500", "missing_geometry", "tracts.geojson", 4),
         ("tracts", "17031000600", "not_a_polygon", "tracts.geojson", 5),
+        ("tracts", "17031000700", "empty_after_repair", "tracts.geojson", 6),
     ]
 
 

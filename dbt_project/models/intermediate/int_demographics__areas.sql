@@ -1,12 +1,12 @@
 -- Demographics per feature of a boundary layer. Rows of one table that share an area_id (block
 -- groups of one tract) are aggregated: counts are summed, and per-capita income and poverty are
--- averaged with population weights. Per-capita income averages exactly that way (total income over
--- total population); poverty_percent only approximately, because its base may be households.
+-- averaged with population weights. That average is exact for per-capita income (total income
+-- over total population) and approximate for poverty_percent, whose base may be households.
 -- Each field of a layer comes from one table (the jurisdiction file is checked for that), so the
 -- tables of a layer combine without conflicts. A layer's population property, when it has one,
 -- fills in areas that no table gives a population. "other" is population minus the four groups
--- when a table does not map it. in_layer says whether the area is a feature of its layer: ACS
--- files cover a whole county, more than the city's tracts.
+-- when a table does not map it. in_layer is false for areas that are not features of their layer,
+-- such as the suburban tracts of a county-wide ACS file.
 with per_table as (
     select
         table_name,

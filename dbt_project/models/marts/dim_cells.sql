@@ -1,7 +1,7 @@
--- The forecasting cells: census tracts, grid cells or H3 cells, with equal-area size in km²,
--- population where the demographics give it, and the census tract, community area, police beat
--- and police district that contain the cell's centroid, or else overlap it most (null where the
--- jurisdiction has no such layer or the cell lies outside it).
+-- The forecasting cells: census tracts, grid cells or H3 cells, with equal-area size in km² and
+-- population where the demographics give it. Each cell also gets the census tract, community
+-- area, police beat and police district that contain its centroid, or else overlap it most.
+-- They are null where the jurisdiction has no such layer or the cell lies outside it.
 with containing as (
     select
         cell_id,

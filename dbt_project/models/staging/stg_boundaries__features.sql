@@ -20,7 +20,7 @@ with parsed as (
 repaired as (
     select
         *,
-        geometry_problem is null and not ST_IsValid(delivered) as was_repaired,
+        geometry_problem is null and not ST_IsValid(delivered) as was_invalid,
         {{ repaired_polygons('delivered') }} as repaired
     from parsed
 )
@@ -32,7 +32,7 @@ select
     name,
     population,
     case when geometry_problem is null and not ST_IsEmpty(repaired) then repaired end as geom,
-    was_repaired,
+    was_invalid and not ST_IsEmpty(repaired) as was_repaired,
     coalesce(geometry_problem, case when ST_IsEmpty(repaired) then 'empty_after_repair' end) as quarantine_reason,
     source_file,
     feature_index
