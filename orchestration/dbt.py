@@ -122,6 +122,7 @@ def dbt_vars(jurisdiction: JurisdictionConfig) -> dict[str, Any]:
     box = jurisdiction.bounding_box
     weather = jurisdiction.weather
     api = jurisdiction.crimes.api
+    demographics = jurisdiction.demographics
     return {
         "time_zone": jurisdiction.time_zone,
         "crime_timestamp_format": duckdb_timestamp_format(jurisdiction.crimes.timestamp_format),
@@ -136,6 +137,10 @@ def dbt_vars(jurisdiction: JurisdictionConfig) -> dict[str, Any]:
         "max_lat": box.max_lat,
         "min_lon": box.min_lon,
         "max_lon": box.max_lon,
+        "cells_layer": jurisdiction.cells.layer,
+        "demographics_counts_layer": demographics.counts_layer if demographics else None,
+        "demographics_income_layer": demographics.income_layer if demographics else None,
+        "max_boundary_overlap_m2": jurisdiction.boundaries.max_overlap_m2,
     }
 
 

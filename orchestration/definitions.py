@@ -16,7 +16,8 @@ from orchestration.assets.audits import AUDIT_CHECKS
 from orchestration.assets.evaluation import evaluation_metrics
 from orchestration.assets.features import build_features_asset
 from orchestration.assets.models import risk_ensemble
-from orchestration.assets.raw import raw_cells, raw_crime_incidents, raw_offense_codes
+from orchestration.assets.raw import raw_crime_incidents, raw_offense_codes
+from orchestration.assets.raw_geography import raw_boundaries, raw_cells, raw_demographics
 from orchestration.assets.raw_requests import raw_service_requests
 from orchestration.assets.raw_weather import raw_weather_observations
 from orchestration.assets.scoring import build_scoring_asset
@@ -31,9 +32,12 @@ from orchestration.jurisdiction import (
     load_run_config,
 )
 from orchestration.partitions import hourly_partitions
-from orchestration.resources import CityDataSource, LocalExtractsSource, RiskcastResource, SocrataCrimeSource
+from orchestration.resources import RiskcastResource
 from orchestration.sensors import build_extracts_sensor, build_stale_features_sensor
 from orchestration.settings import HOME_VARIABLE, RiskcastSettings
+from orchestration.sources.boundaries import BoundarySource, LocalBoundarySource, SocrataBoundarySource
+from orchestration.sources.crimes import CrimeSource, LocalCrimeSource, SocrataCrimeSource
+from orchestration.sources.demographics import LocalDemographicsSource
 from orchestration.sources.service_requests import check_requests_source, requests_source
 from orchestration.sources.weather import LocalWeatherSource, NoaaLcdWeatherSource, WeatherSource
 
@@ -73,7 +77,8 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
                             description="Compare the ensemble with CompSTAT on the evaluation window."),
     ]
     return dg.Definitions(
-        assets=[raw_crime_incidents, raw_offense_codes, raw_weather_observations, raw_cells, raw_service_requests,
+        assets=[raw_crime_incidents, raw_offense_codes, raw_weather_observations, raw_service_requests,
+                raw_boundaries, raw_cells, raw_demographics,
                 warehouse, features, risk_ensemble, scores, evaluation_metrics],
         asset_checks=AUDIT_CHECKS,
         jobs=jobs,
@@ -81,20 +86,23 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
                  build_stale_features_sensor(settings.warehouse_path, jurisdiction, FEATURES_JOB)],
         resources={
             "riskcast": RiskcastResource(run_config_path=str(run_config_path.resolve()), home=str(home)),
-            "city_source": city_source(run.source, extracts, generate_demo=run.extracts_folder is None),
+            "crime_source": crime_source(run.source, extracts, generate_demo=run.extracts_folder is None),
             "requests_source": requests_source(run.source, extracts, generate_demo=run.extracts_folder is None),
             "weather_source": weather_source(run, extracts),
+            "boundary_source": boundary_source(run.source, extracts, generate_demo=run.extracts_folder is None),
+            "demographics_source": LocalDemographicsSource(folder=str(extracts),
+                                                           generate_demo=run.extracts_folder is None),
             "dbt": dbt_resource(),
         },
         executor=dg.in_process_executor,
     )
 
 
-def city_source(source: str, extracts: Path, generate_demo: bool) -> CityDataSource:
-    """Return the resource that reads the run's crimes, weather and cells."""
+def crime_source(source: str, extracts: Path, generate_demo: bool) -> CrimeSource:
+    """Return the resource that reads the run's crimes: the extracts folder or the Socrata API."""
     if source == "socrata":
-        return SocrataCrimeSource(folder=str(extracts))
-    return LocalExtractsSource(folder=str(extracts), generate_demo=generate_demo)
+        return SocrataCrimeSource()
+    return LocalCrimeSource(folder=str(extracts), generate_demo=generate_demo)
 
 
 def weather_source(run: RunConfig, extracts: Path) -> WeatherSource:
@@ -102,6 +110,13 @@ def weather_source(run: RunConfig, extracts: Path) -> WeatherSource:
     if run.weather_source == "noaa":
         return NoaaLcdWeatherSource()
     return LocalWeatherSource(folder=str(extracts), generate_demo=run.extracts_folder is None)
+
+
+def boundary_source(source: str, extracts: Path, generate_demo: bool) -> BoundarySource:
+    """Return the resource that reads the boundary layers: live from the portal for Socrata runs."""
+    if source == "socrata":
+        return SocrataBoundarySource(folder=str(extracts))
+    return LocalBoundarySource(folder=str(extracts), generate_demo=generate_demo)
 
 
 def settings_from_env() -> tuple[Path, Path]:

@@ -20,7 +20,6 @@ import polars as pl
 from orchestration.jurisdiction import (
     OPTIONAL_CRIME_FIELDS,
     REQUIRED_CRIME_FIELDS,
-    CellSourceConfig,
     CrimeSourceConfig,
 )
 
@@ -177,41 +176,3 @@ def read_crime_extracts(folder: Path, config: CrimeSourceConfig) -> ExtractTable
         logger.info("read %d crime rows from %s (%d blank rows skipped)", frame.height, path, blank)
         frames.append(with_all_crime_fields(frame))
     return ExtractTable(pl.concat(frames, how="diagonal"), files, blank_rows)
-
-
-def read_cells(folder: Path, config: CellSourceConfig) -> ExtractTable:
-    """Read cell polygons from GeoJSON into (cell_id, geometry_geojson) rows."""
-    path = folder / config.file
-    if not path.is_file():
-        raise ExtractError(f"cell boundary file not found: {path}; set cells.file in the "
-                           f"jurisdiction file or add the GeoJSON to the extracts folder")
-    try:
-        collection = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ExtractError(f"{path} is not valid GeoJSON: {error}") from error
-    if not isinstance(collection, dict) or collection.get("type") != "FeatureCollection":
-        found = collection.get("type") if isinstance(collection, dict) else type(collection).__name__
-        raise ExtractError(f"{path} must hold a GeoJSON FeatureCollection, found {found!r}; "
-                           f"export the boundaries as a FeatureCollection")
-
-    rows = []
-    for index, feature in enumerate(collection.get("features") or []):
-        properties = feature.get("properties") or {}
-        cell_id = properties.get(config.id_property)
-        geometry = feature.get("geometry")
-        if cell_id is None or cell_id == "":
-            raise ExtractError(f"{path}, feature {index}: property {config.id_property!r} is missing; "
-                               f"set cells.id_property to the property that identifies each cell")
-        if not geometry or geometry.get("type") not in ("Polygon", "MultiPolygon"):
-            raise ExtractError(f"{path}, feature {index} (cell {cell_id}): geometry must be a "
-                               f"Polygon or MultiPolygon, got {geometry and geometry.get('type')}")
-        rows.append({"cell_id": str(cell_id), "geometry_geojson": json.dumps(geometry)})
-
-    frame = pl.DataFrame(rows, schema={"cell_id": pl.String, "geometry_geojson": pl.String})
-    duplicated = frame.filter(pl.col("cell_id").is_duplicated())["cell_id"].unique().to_list()
-    if duplicated:
-        raise ExtractError(f"{path}: cell ids are not unique: {sorted(duplicated)[:10]}")
-    if frame.height == 0:
-        raise ExtractError(f"{path} contains no features; export at least one cell polygon")
-    logger.info("read %d cells from %s", frame.height, path)
-    return ExtractTable(frame, [path])

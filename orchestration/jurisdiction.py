@@ -381,12 +381,223 @@ def check_service_requests(datasets: list[ServiceRequestSourceConfig]) -> None:
                          f"Configure each dataset once and map its request_type column instead")
 
 
-class CellSourceConfig(BaseModel):
+# Geography: boundary layers, the forecasting cells and demographics.
+
+# The kind of area a boundary layer describes. Each kind except "other" may appear once per jurisdiction,
+# because dim_cells has one column per kind for the feature that contains a cell's centroid.
+BoundaryKind = Literal["census_tract", "community_area", "police_beat", "police_district",
+                       "grid_cell", "other"]
+# Counts of people, summed when block groups are aggregated to tracts. nh_ means non-Hispanic
+# and "alone" (one race), as in ACS table B03002. "other" is everyone else who is not Hispanic
+# (other races and two or more races). When it is not mapped, staging computes it as population
+# minus the four groups.
+DEMOGRAPHIC_COUNT_FIELDS = ("population", "nh_white", "nh_black", "hispanic", "nh_asian", "other")
+# Values per person or per household, averaged with population weights when aggregated.
+DEMOGRAPHIC_RATE_FIELDS = ("per_capita_income", "poverty_percent")
+DEMOGRAPHIC_FIELDS = DEMOGRAPHIC_COUNT_FIELDS + DEMOGRAPHIC_RATE_FIELDS
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+
+class BoundaryApiConfig(BaseModel):
+    """A Socrata dataset that serves a boundary layer as GeoJSON (``/resource/<id>.geojson``).
+
+    A portal dataset may spell properties differently from a downloaded file (Chicago's community
+    areas use the shapefile name area_numbe, cut to 10 characters), so each property can be
+    overridden here.
+    """
+
     model_config = ConfigDict(extra="forbid")
 
-    file: str
-    id_property: str
-    spatial_unit: Literal["census_tract", "grid_cell"]
+    base_url: str = Field(description="portal root, such as https://data.cityofchicago.org")
+    dataset_id: str = Field(description="Socrata dataset identifier, such as 74p9-q2aq")
+    page_size: int = Field(default=1000, ge=1, description="features per request ($limit)")
+    id_property: str | None = Field(default=None, description="overrides the layer's id_property")
+    name_property: str | None = Field(default=None, description="overrides the layer's name_property")
+    population_property: str | None = Field(
+        default=None, description="overrides the layer's population_property")
+
+
+class BoundaryLayerConfig(BaseModel):
+    """One named layer of polygons, such as census tracts or police beats."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN, description="layer name used in the warehouse, such as tracts")
+    kind: BoundaryKind
+    file: str | None = Field(default=None, description="GeoJSON FeatureCollection, relative to the extracts folder")
+    id_property: str = Field(description="feature property that identifies each feature")
+    id_type: Literal["text", "integer"] = Field(
+        default="text", description="integer stores 35, 35.0 and '35' alike as '35', while text keeps the value as written")
+    name_property: str | None = None
+    population_property: str | None = None
+    dissolve: bool = Field(
+        default=False,
+        description="merge the features that share an id into one, for example beats into police "
+                    "districts; without it a repeated id is an error")
+    api: BoundaryApiConfig | None = Field(default=None, description="live source for Socrata runs")
+
+    @model_validator(mode="after")
+    def check_source(self) -> "BoundaryLayerConfig":
+        if self.file is None and self.api is None:
+            raise ValueError(f"boundary layer {self.name!r} needs a file, an api block or both")
+        return self
+
+
+class BoundariesConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    layers: list[BoundaryLayerConfig] = []
+    max_overlap_m2: float = Field(
+        default=1000.0, ge=0,
+        description="total area, in square meters, that the features of one layer may share "
+                    "before the warehouse test fails (digitizing slivers between neighbors)")
+
+    @model_validator(mode="after")
+    def check_layers(self) -> "BoundariesConfig":
+        names = [layer.name for layer in self.layers]
+        repeated_names = sorted({name for name in names if names.count(name) > 1})
+        if repeated_names:
+            raise ValueError(f"boundary layer names must be unique, repeated: {repeated_names}")
+        kinds = [layer.kind for layer in self.layers if layer.kind != "other"]
+        repeated_kinds = sorted({kind for kind in kinds if kinds.count(kind) > 1})
+        if repeated_kinds:
+            raise ValueError(f"at most one boundary layer per kind, repeated: {repeated_kinds}; "
+                             f"give the extra layers kind: other")
+        return self
+
+    def layer(self, name: str) -> BoundaryLayerConfig:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+
+class H3GridConfig(BaseModel):
+    """An H3 grid (Uber's hexagonal hierarchical index) covering the city."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    resolution: int = Field(
+        default=8, ge=0, le=15,
+        description="H3 resolution. Resolution 8 has cells of about 0.74 km2 with 0.53 km edges, "
+                    "a radius of about three city blocks")
+    cover_layer: str | None = Field(
+        default=None, description="boundary layer whose union the grid covers; none means the bounding box")
+    containment: Literal["overlap", "center"] = Field(
+        default="overlap",
+        description="overlap keeps every cell that touches the cover, so every point inside it has "
+                    "a cell; center keeps the cells whose center lies inside it")
+
+
+class CellSourceConfig(BaseModel):
+    """The forecasting unit: the features of one boundary layer, or an H3 grid."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    spatial_unit: Literal["census_tract", "grid_cell", "h3_cell"]
+    layer: str | None = Field(default=None, description="boundary layer whose features are the cells")
+    h3: H3GridConfig | None = None
+
+    @model_validator(mode="after")
+    def check_unit(self) -> "CellSourceConfig":
+        if self.spatial_unit == "h3_cell":
+            if self.layer is not None:
+                raise ValueError("cells.layer is for boundary-layer cells; an h3_cell grid takes "
+                                 "its extent from cells.h3.cover_layer")
+            if self.h3 is None:
+                self.h3 = H3GridConfig()
+        elif self.layer is None or self.h3 is not None:
+            raise ValueError(f"spatial_unit {self.spatial_unit} needs cells.layer (the boundary "
+                             f"layer of the cells) and no cells.h3 block")
+        return self
+
+
+class DemographicTableConfig(BaseModel):
+    """A CSV table of demographic counts or rates, one row per feature of a boundary layer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN)
+    file: str = Field(description="CSV file, relative to the extracts folder")
+    layer: str = Field(description="boundary layer whose feature ids the rows carry after id_length")
+    id_column: str
+    id_type: Literal["text", "integer"] = "text"
+    id_length: int | None = Field(
+        default=None, ge=1,
+        description="keep the first N characters of each id and aggregate the rows that share "
+                    "them, such as 11 to sum 12-digit block-group GEOIDs into tracts")
+    label_rows: int = Field(default=0, ge=0, description="rows after the header to skip, such as "
+                                                         "the label row of American FactFinder exports")
+    columns: dict[str, str] = Field(description="canonical field -> column name in the file")
+
+    @model_validator(mode="after")
+    def check_columns(self) -> "DemographicTableConfig":
+        unknown = [name for name in self.columns if name not in DEMOGRAPHIC_FIELDS]
+        if unknown:
+            raise ValueError(f"demographics table {self.name!r} maps unknown fields {unknown}; "
+                             f"allowed fields are {list(DEMOGRAPHIC_FIELDS)}")
+        if not self.columns:
+            raise ValueError(f"demographics table {self.name!r} maps no columns")
+        rates = [name for name in DEMOGRAPHIC_RATE_FIELDS if name in self.columns]
+        if self.id_length is not None and rates and "population" not in self.columns:
+            raise ValueError(f"demographics table {self.name!r} aggregates rows (id_length) but "
+                             f"has no population column to weight {rates}; map population too")
+        return self
+
+
+class DemographicsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tables: list[DemographicTableConfig] = []
+    counts_layer: str | None = Field(
+        default=None,
+        description="boundary layer whose population and group counts are spread onto the cells "
+                    "in proportion to overlapping area")
+    income_layer: str | None = Field(
+        default=None,
+        description="boundary layer whose per-capita income and poverty a cell takes from the "
+                    "feature that contains the cell's centroid, or else overlaps the cell most")
+
+    @model_validator(mode="after")
+    def check_tables(self) -> "DemographicsConfig":
+        names = [table.name for table in self.tables]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"demographics table names must be unique, repeated: {repeated}")
+        # Each field of a layer comes from one table, so the warehouse never has to choose.
+        sources: dict[tuple[str, str], str] = {}
+        for table in self.tables:
+            for field in table.columns:
+                earlier = sources.setdefault((table.layer, field), table.name)
+                if earlier != table.name:
+                    raise ValueError(f"field {field!r} of layer {table.layer!r} is mapped by both "
+                                     f"{earlier!r} and {table.name!r}; keep one")
+        return self
+
+
+def check_geography(boundaries: BoundariesConfig, cells: CellSourceConfig,
+                    demographics: DemographicsConfig | None) -> None:
+    """Raise when a cells or demographics setting names a boundary layer that is not configured."""
+    names = [layer.name for layer in boundaries.layers]
+    references = {"cells.layer": cells.layer,
+                  "cells.h3.cover_layer": cells.h3.cover_layer if cells.h3 else None}
+    if demographics is not None:
+        references["demographics.counts_layer"] = demographics.counts_layer
+        references["demographics.income_layer"] = demographics.income_layer
+        for table in demographics.tables:
+            references[f"demographics table {table.name!r}"] = table.layer
+    for key, name in references.items():
+        if name is not None and name not in names:
+            raise ValueError(f"{key} names boundary layer {name!r}, but boundaries.layers has only {names}")
+
+    if cells.layer is not None:
+        layer = boundaries.layer(cells.layer)
+        if layer.kind != cells.spatial_unit:
+            raise ValueError(f"cells.spatial_unit is {cells.spatial_unit} but layer {layer.name!r} "
+                             f"has kind {layer.kind}; make them match")
+        if layer.dissolve:
+            raise ValueError(f"the cells layer {layer.name!r} cannot use dissolve: each cell must "
+                             f"be one feature with a unique id")
 
 
 class AuditConfig(BaseModel):
@@ -422,6 +633,8 @@ class JurisdictionConfig(BaseModel):
     weather: WeatherSourceConfig | None = None
     service_requests: list[ServiceRequestSourceConfig] = []
     cells: CellSourceConfig
+    boundaries: BoundariesConfig = BoundariesConfig()
+    demographics: DemographicsConfig | None = None
     audit: AuditConfig = AuditConfig()
 
     @model_validator(mode="after")
@@ -445,6 +658,11 @@ class JurisdictionConfig(BaseModel):
     @model_validator(mode="after")
     def check_service_request_datasets(self) -> "JurisdictionConfig":
         check_service_requests(self.service_requests)
+        return self
+
+    @model_validator(mode="after")
+    def check_geography_references(self) -> "JurisdictionConfig":
+        check_geography(self.boundaries, self.cells, self.demographics)
         return self
 
     @property

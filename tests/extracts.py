@@ -60,6 +60,10 @@ def write_test_jurisdiction(folder: Path, data_start: str, min_inside_box_share:
     del content["weather"]["layouts"]["lcd_v1"]["columns"]["wind_direction"]
     # The hand-made extracts have no 311 files. Tests of the 311 source add their own datasets.
     content.pop("service_requests", None)
+    # The hand-made extracts have tracts only: no other boundary layers and no demographics.
+    content["boundaries"]["layers"] = [layer for layer in content["boundaries"]["layers"]
+                                       if layer["name"] == "tracts"]
+    content.pop("demographics", None)
     path = folder / "testcity.yaml"
     path.write_text(yaml.safe_dump(content), encoding="utf-8")
     return path

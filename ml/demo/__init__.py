@@ -13,6 +13,7 @@ Modules, in the order a run uses them:
 - `extracts`: `write_demo_extracts`, which seeds and runs the steps below.
 - `clock`: time windows and America/Chicago UTC offsets.
 - `grid`: the cell grid and its GeoJSON file.
+- `geography`: the police districts and their synthetic demographics table.
 - `weather`: the hourly weather simulation and the LCD files.
 - `incidents`: the self-exciting incident process (Mohler et al. 2011).
 - `tables`: the IUCR category, location and street name tables.

@@ -1,8 +1,9 @@
-"""Entry point that writes a whole demo jurisdiction: grid, crime, weather and 311 files.
+"""Entry point that writes a whole demo jurisdiction: grid, districts, demographics, crime, weather
+and 311 files.
 
 One run seed is split into independent child seeds for the weather, the cell rates, the
-incidents, the data flaws, the weather reports and the 311 requests. Child seeds keep their
-order, so adding the 311 seed last leaves the other files unchanged.
+incidents, the data flaws, the weather reports, the 311 requests and the district demographics.
+Child seeds keep their order, so a seed added last leaves the files of the others unchanged.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from ml.demo.clock import SECONDS_PER_DAY, SECONDS_PER_HOUR, _build_window, _ChicagoClock
 from ml.demo.crime_files import _write_crime_files
+from ml.demo.geography import _write_district_demographics, _write_districts_geojson
 from ml.demo.grid import CELLS_PER_DISTRICT_SIDE, _build_grid, _write_cells_geojson
 from ml.demo.incidents import _draw_cell_rates, _simulate_incidents
 from ml.demo.records import _build_crime_rows, _count_violent_ids
@@ -55,9 +57,11 @@ def write_demo_extracts(
 
     The synthetic files are `crimes/demo_crimes_YYYY.csv.gz` (Chicago crime export layout,
     one per calendar year of local `Date`), `boundaries/cells.geojson` (the grid of square
-    cells, about 500 m on a side), `weather/demo_lcd_hourly_YYYY.csv.gz` (NOAA LCD
-    layout, one per year in Local Standard Time) and two 311 layouts per year of local creation
-    date, `311/demo_sanitation_code_complaints_YYYY.csv.gz` and
+    cells, about 500 m on a side), `boundaries/districts.geojson` (police districts of 4 x 4
+    cells), `demographics/demo_district_demographics.csv` (population, groups and income per
+    district), `weather/demo_lcd_hourly_YYYY.csv.gz` (NOAA LCD layout, one per year in Local
+    Standard Time) and two 311 layouts per year of local creation date,
+    `311/demo_sanitation_code_complaints_YYYY.csv.gz` and
     `311/demo_311_service_requests_YYYY.csv.gz`. `end` is inclusive. The same arguments
     give byte-identical files on any machine with the same numpy, zlib and time zone
     database versions. Existing files are overwritten, and demo year files left from a run
@@ -73,8 +77,11 @@ def write_demo_extracts(
         folder, seed, start, end, grid_rows, grid_cols,
     )
 
-    weather_seed, spatial_seed, incident_seed, flaw_seed, report_seed, request_seed = (
-        np.random.SeedSequence(seed).spawn(6))
+    # Spawned children depend only on their position, so a seed added last leaves the earlier
+    # seeds and their files unchanged.
+    (weather_seed, spatial_seed, incident_seed, flaw_seed, report_seed, request_seed,
+     demographics_seed) = (
+        np.random.SeedSequence(seed).spawn(7))
     grid = _build_grid(grid_rows, grid_cols)
     window = _build_window(start, end)
     # Updated On falls up to 60 days after the last event, so the clock covers 61 more days.
@@ -90,6 +97,9 @@ def write_demo_extracts(
     rows = _build_crime_rows(np.random.default_rng(flaw_seed), grid, window, clock, events)
 
     _write_cells_geojson(folder / "boundaries" / "cells.geojson", grid)
+    _write_districts_geojson(folder / "boundaries" / "districts.geojson", grid)
+    _write_district_demographics(folder / "demographics" / "demo_district_demographics.csv",
+                                 np.random.default_rng(demographics_seed), grid)
     crime_row_count = _write_crime_files(folder / "crimes", grid, clock, rows, window)
     _write_lcd_files(folder / "weather", np.random.default_rng(report_seed), window, weather)
     request_row_count = _write_service_request_files(

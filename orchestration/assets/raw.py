@@ -19,9 +19,10 @@ import polars as pl
 
 from orchestration.ingest import ExtractTable
 from orchestration.jurisdiction import JurisdictionConfig
-from orchestration.resources import CityDataSource, CrimePull, RiskcastResource, SocrataCrimeSource
+from orchestration.resources import RiskcastResource
 from orchestration.revisions import CrimeChanges, compare_versions, utc_hours
 from orchestration.settings import RiskcastSettings
+from orchestration.sources.crimes import CrimePull, CrimeSource, SocrataCrimeSource
 from orchestration.warehouse import connect
 
 def store_raw_table(warehouse: Path, raw_dir: Path, table: str, frame: pl.DataFrame) -> None:
@@ -47,14 +48,14 @@ def extract_metadata(extract: ExtractTable) -> dict[str, dg.MetadataValue]:
 
 @dg.asset(group_name="raw", kinds={"duckdb", "parquet"})
 def raw_crime_incidents(context: dg.AssetExecutionContext, riskcast: RiskcastResource,
-                        city_source: CityDataSource) -> dg.MaterializeResult:
+                        crime_source: CrimeSource) -> dg.MaterializeResult:
     """Crime incident rows from the portal extracts: place, time and category fields only."""
     jurisdiction = riskcast.jurisdiction()
     settings = riskcast.settings()
-    if isinstance(city_source, SocrataCrimeSource):
-        return ingest_socrata_crimes(context, jurisdiction, settings, city_source)
+    if isinstance(crime_source, SocrataCrimeSource):
+        return ingest_socrata_crimes(context, jurisdiction, settings, crime_source)
 
-    extract = city_source.crime_incidents(jurisdiction)
+    extract = crime_source.crime_incidents(jurisdiction)
     stored = read_raw_table(settings.warehouse_path, "crime_incidents")
     changes = compare_versions(stored, extract.frame, jurisdiction) if stored is not None else None
     watermark = crime_watermark(extract.frame, jurisdiction)
@@ -358,22 +359,6 @@ def write_parquet_copy(warehouse: Path, raw_dir: Path, table: str) -> None:
     literal = path.as_posix().replace("'", "''")
     with connect(warehouse) as connection:
         connection.execute(f"COPY raw.{table} TO '{literal}' (FORMAT parquet, COMPRESSION zstd)")
-
-
-@dg.asset(group_name="raw", kinds={"duckdb", "parquet"})
-def raw_cells(context: dg.AssetExecutionContext, riskcast: RiskcastResource,
-              city_source: CityDataSource) -> dg.MaterializeResult:
-    """Boundaries of the forecasting cells (census tracts or grid cells) as GeoJSON geometries."""
-    jurisdiction = riskcast.jurisdiction()
-    settings = riskcast.settings()
-    extract = city_source.cells(jurisdiction)
-    store_raw_table(settings.warehouse_path, settings.raw_dir, "cells", extract.frame)
-    context.log.info(f"{jurisdiction.name}: stored {extract.frame.height} cells "
-                     f"({jurisdiction.cells.spatial_unit})")
-    return dg.MaterializeResult(metadata={
-        **extract_metadata(extract),
-        "spatial_unit": dg.MetadataValue.text(jurisdiction.cells.spatial_unit),
-    })
 
 
 def offense_code_frame(jurisdiction: JurisdictionConfig) -> pl.DataFrame:

@@ -21,12 +21,13 @@ import pytest
 import shapely
 import yaml
 
-from orchestration.assets.raw import raw_cells
+from orchestration.assets.raw_geography import raw_boundaries, raw_cells
 from orchestration.assets.raw_requests import raw_service_requests
 from orchestration.dbt import DBT_PROJECT_DIR, dbt_environment, dbt_executable, dbt_vars
 from orchestration.jurisdiction import RUNS_DIR, load_jurisdiction
-from orchestration.resources import LocalExtractsSource, RiskcastResource
+from orchestration.resources import RiskcastResource
 from orchestration.settings import RiskcastSettings
+from orchestration.sources.boundaries import LocalBoundarySource
 from orchestration.sources.service_requests import LocalServiceRequestSource
 from orchestration.warehouse import connect
 from tests.conftest import SHARED_DATA
@@ -107,10 +108,10 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     home = folder / "home"
 
     result = dg.materialize(
-        [raw_service_requests, raw_cells],
+        [raw_service_requests, raw_boundaries, raw_cells],
         resources={"riskcast": RiskcastResource(run_config_path=str(run_file), home=str(home)),
                    "requests_source": LocalServiceRequestSource(folder=str(CHICAGO)),
-                   "city_source": LocalExtractsSource(folder=str(CHICAGO))},
+                   "boundary_source": LocalBoundarySource(folder=str(CHICAGO))},
         instance=dg.DagsterInstance.ephemeral(),
     )
     assert result.success

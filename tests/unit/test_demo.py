@@ -173,7 +173,8 @@ def test_same_seed_writes_identical_bytes(tmp_path: Path) -> None:
     second = file_bytes(tmp_path / "second")
     assert sorted(first) == ["311/demo_311_service_requests_2022.csv.gz",
                              "311/demo_sanitation_code_complaints_2022.csv.gz",
-                             "boundaries/cells.geojson", "crimes/demo_crimes_2022.csv.gz",
+                             "boundaries/cells.geojson", "boundaries/districts.geojson",
+                             "crimes/demo_crimes_2022.csv.gz", "demographics/demo_district_demographics.csv",
                              "weather/demo_lcd_hourly_2022.csv.gz"]
     assert first == second
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import gzip
-import json
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from orchestration.ingest import ExtractError, read_cells, read_crime_extracts
+from orchestration.ingest import ExtractError, read_crime_extracts
 from orchestration.jurisdiction import JurisdictionConfig, load_jurisdiction
 from tests.extracts import CRIME_HEADER, crime_row
 
@@ -20,8 +19,6 @@ ROWS = [
     crime_row("900102", "ZZ100002", "07/04/2023 12:15:00 PM", "06", UPDATED, "41.88", "-87.62"),
     crime_row("900103", "ZZ100003", "11/05/2023 01:30:00 AM", "03", UPDATED, "", ""),
 ]
-SQUARE = [[[-87.70, 41.85], [-87.65, 41.85], [-87.65, 41.90], [-87.70, 41.90], [-87.70, 41.85]]]
-OTHER_SQUARE = [[[-87.65, 41.85], [-87.60, 41.85], [-87.60, 41.90], [-87.65, 41.90], [-87.65, 41.85]]]
 
 
 @pytest.fixture(scope="module")
@@ -49,24 +46,6 @@ def without_column(line: str, index: int) -> str:
 
 def reversed_columns(line: str) -> str:
     return ",".join(reversed(line.split(",")))
-
-
-def write_cells(folder: Path, features: list[dict] | str) -> Path:
-    path = folder / "boundaries" / "census_tracts_2010.geojson"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(features, str):
-        path.write_text(features, encoding="utf-8")
-    else:
-        path.write_text(json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8")
-    return path
-
-
-def feature(geoid: object, geometry: dict | None) -> dict:
-    return {"type": "Feature", "properties": {"geoid10": geoid}, "geometry": geometry}
-
-
-def polygon(rings: list = SQUARE) -> dict:
-    return {"type": "Polygon", "coordinates": rings}
 
 
 # Crime extracts: columns and provenance.
@@ -359,83 +338,6 @@ def test_truncated_gzip(tmp_path: Path, chicago: JurisdictionConfig) -> None:
     assert f"cannot read {path}" in str(caught.value)
 
 
-# Cell boundaries.
-
-def test_cells_polygon_and_multipolygon(tmp_path: Path, chicago: JurisdictionConfig) -> None:
-    multipolygon = {"type": "MultiPolygon", "coordinates": [SQUARE, OTHER_SQUARE]}
-    write_cells(tmp_path, [feature("17031010100", polygon()), feature("17031010200", multipolygon)])
-
-    frame = read_cells(tmp_path, chicago.cells).frame
-
-    assert frame["cell_id"].to_list() == ["17031010100", "17031010200"]
-    assert [json.loads(text)["type"] for text in frame["geometry_geojson"]] == ["Polygon", "MultiPolygon"]
-    assert json.loads(frame["geometry_geojson"][1]) == multipolygon
-
-
-def test_cells_numeric_id_as_text(tmp_path: Path, chicago: JurisdictionConfig) -> None:
-    write_cells(tmp_path, [feature(17031010100, polygon())])
-
-    frame = read_cells(tmp_path, chicago.cells).frame
-
-    assert frame["cell_id"].to_list() == ["17031010100"]
-
-
-def test_cells_missing_id(tmp_path: Path, chicago: JurisdictionConfig) -> None:
-    nameless = {"type": "Feature", "properties": {"name10": "101"}, "geometry": polygon()}
-    write_cells(tmp_path, [feature("17031010100", polygon()), nameless])
-
-    with pytest.raises(ExtractError, match="feature 1: property 'geoid10' is missing"):
-        read_cells(tmp_path, chicago.cells)
-
-
-def test_cells_point_geometry(tmp_path: Path, chicago: JurisdictionConfig) -> None:
-    write_cells(tmp_path, [feature("17031010100", {"type": "Point", "coordinates": [-87.6, 41.8]})])
-
-    with pytest.raises(ExtractError, match="must be a Polygon or MultiPolygon, got Point"):
-        read_cells(tmp_path, chicago.cells)
-
-
-def test_cells_null_geometry(tmp_path: Path, chicago: JurisdictionConfig) -> None:
-    write_cells(tmp_path, [feature("17031010100", None)])
-
-    with pytest.raises(ExtractError, match="cell 17031010100"):
-        read_cells(tmp_path, chicago.cells)
-
-
-def test_cells_duplicate_ids(tmp_path: Path, chicago: JurisdictionConfig) -> None:
-    # A number and its text form are the same cell once ids are text.
-    write_cells(tmp_path, [feature("17031010100", polygon()), feature(17031010100, polygon(OTHER_SQUARE)),
-                           feature("17031010200", polygon())])
-
-    with pytest.raises(ExtractError, match=r"cell ids are not unique: \['17031010100'\]"):
-        read_cells(tmp_path, chicago.cells)
-
-
-def test_cells_empty_collection(tmp_path: Path, chicago: JurisdictionConfig) -> None:
-    write_cells(tmp_path, [])
-
-    with pytest.raises(ExtractError, match="contains no features"):
-        read_cells(tmp_path, chicago.cells)
-
-
-def test_cells_invalid_json(tmp_path: Path, chicago: JurisdictionConfig) -> None:
-    write_cells(tmp_path, '{"type": "FeatureCollection", "features": [')
-
-    with pytest.raises(ExtractError, match="is not valid GeoJSON"):
-        read_cells(tmp_path, chicago.cells)
-
-
-def test_cells_top_level_array(tmp_path: Path, chicago: JurisdictionConfig) -> None:
-    # Valid JSON that is not a GeoJSON object must be reported as a bad file, not crash.
-    write_cells(tmp_path, json.dumps([feature("17031010100", polygon())]))
-
-    with pytest.raises(ExtractError, match="census_tracts_2010.geojson"):
-        read_cells(tmp_path, chicago.cells)
-
-
-def test_cells_file_not_found(tmp_path: Path, chicago: JurisdictionConfig) -> None:
-    with pytest.raises(ExtractError, match="cell boundary file not found"):
-        read_cells(tmp_path, chicago.cells)
 
 
 # The real 2017 Chicago export, when the shared data folder is present.

@@ -72,7 +72,8 @@ def test_chicago_weather_and_cells() -> None:
     assert config.weather.layouts["lcd_v1"].report_types["FM-15"] == "routine"
     assert config.weather.layouts["lcd_v1"].columns["report_type"] == "REPORTTPYE"
     assert config.cells.spatial_unit == "census_tract"
-    assert config.cells.id_property == "geoid10"
+    assert config.cells.layer == "tracts"
+    assert config.boundaries.layer("tracts").id_property == "geoid10"
 
 
 def test_chicago_partitions_start_utc() -> None:
@@ -89,7 +90,8 @@ def test_demo_fields() -> None:
     assert config.data_start == date(2021, 1, 1)
     assert config.crimes.files == "crimes/demo_crimes_*.csv.gz"
     assert config.cells.spatial_unit == "grid_cell"
-    assert config.cells.id_property == "cell_id"
+    assert config.cells.layer == "cells"
+    assert config.boundaries.layer("cells").id_property == "cell_id"
 
 
 def test_demo_partitions_start_utc() -> None:

@@ -28,7 +28,7 @@ from orchestration.dbt import duckdb_timestamp_format
 from orchestration.definitions import WAREHOUSE_JOB, build_definitions
 from orchestration.ingest import ExtractError
 from orchestration.jurisdiction import ConfigError, load_jurisdiction, load_run_config
-from orchestration.resources import SocrataCrimeSource
+from orchestration.sources.crimes import SocrataCrimeSource
 from orchestration.warehouse import connect
 from tests.extracts import write_extracts, write_run_file, write_test_jurisdiction
 
@@ -359,7 +359,7 @@ def test_unparseable_api_date_fails_at_ingest(portal: PortalServer, tmp_path: Pa
     bad = api_row("row-9", "2024-06-01T10:00:00.000Z", "900109", "07/04/2023 12:15:00 AM", "06",
                   "2023-07-11T15:41:00.000", "41.879", "-87.658")
     jurisdiction = load_jurisdiction(str(write_api_jurisdiction(tmp_path, portal_url(portal))))
-    source = SocrataCrimeSource(folder=str(tmp_path))
+    source = SocrataCrimeSource()
     saved = portal.state
     portal.state = PortalState(rows=[bad])
     try:
@@ -374,7 +374,7 @@ def test_unparseable_api_date_fails_at_ingest(portal: PortalServer, tmp_path: Pa
 
 def test_base_url_override_wins(portal: PortalServer, tmp_path: Path) -> None:
     jurisdiction = load_jurisdiction(str(write_api_jurisdiction(tmp_path, "http://127.0.0.1:9")))
-    source = SocrataCrimeSource(folder=str(tmp_path), base_url_override=portal_url(portal))
+    source = SocrataCrimeSource(base_url_override=portal_url(portal))
 
     assert source.dataset(jurisdiction).base_url == portal_url(portal)
 
