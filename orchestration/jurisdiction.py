@@ -722,6 +722,11 @@ class RunConfig(BaseModel):
         default="extracts",
         description="where weather comes from: the files under extracts_folder, or the "
                     "jurisdiction's weather.api service (pulled incrementally)")
+    boundaries_source: Literal["extracts", "socrata"] = Field(
+        default="extracts",
+        description="where boundary layers come from: the GeoJSON files under extracts_folder, or "
+                    "the portal for layers with an api block. Boundaries change rarely, so a "
+                    "Socrata run of crimes still reads them from files unless this says socrata")
     train: Window
     score: Window
     evaluate: Window | None = None

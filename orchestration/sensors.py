@@ -33,10 +33,13 @@ DEFAULT_INTERVAL_SECONDS = 60
 
 def extract_patterns(jurisdiction: JurisdictionConfig) -> list[str]:
     """Return the glob patterns, relative to the extracts folder, of every file the jurisdiction reads."""
-    patterns = [jurisdiction.crimes.files, jurisdiction.cells.file]
+    patterns = [jurisdiction.crimes.files]
     if jurisdiction.weather is not None:
         patterns.extend(entry.pattern for entry in jurisdiction.weather.files)
     patterns.extend(dataset.files for dataset in jurisdiction.service_requests)
+    patterns.extend(layer.file for layer in jurisdiction.boundaries.layers if layer.file is not None)
+    if jurisdiction.demographics is not None:
+        patterns.extend(table.file for table in jurisdiction.demographics.tables)
     return patterns
 
 

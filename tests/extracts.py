@@ -63,6 +63,9 @@ def write_test_jurisdiction(folder: Path, data_start: str, min_inside_box_share:
     # The hand-made extracts have tracts only: no other boundary layers and no demographics.
     content["boundaries"]["layers"] = [layer for layer in content["boundaries"]["layers"]
                                        if layer["name"] == "tracts"]
+    # No portal address is ever kept in a test jurisdiction: tests serve the portal on 127.0.0.1.
+    for layer in content["boundaries"]["layers"]:
+        layer.pop("api", None)
     content.pop("demographics", None)
     path = folder / "testcity.yaml"
     path.write_text(yaml.safe_dump(content), encoding="utf-8")

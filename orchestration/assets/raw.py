@@ -107,7 +107,7 @@ def read_raw_table(warehouse: Path, table: str) -> pl.DataFrame | None:
             [table]).fetchone()[0]
         if not exists:
             return None
-        return pl.from_arrow(connection.execute(f"SELECT * FROM raw.{table}").arrow())
+        return connection.execute(f"SELECT * FROM raw.{table}").pl()
 
 
 def crime_watermark(frame: pl.DataFrame, jurisdiction: JurisdictionConfig) -> str | None:
@@ -326,9 +326,9 @@ def merge_crime_pull(warehouse: Path, pull: CrimePull, watermark_before: str | N
                 "FROM crime_changes").fetchone()
             first_pull = stored_watermark is None
             changes = None if first_pull else compare_versions(
-                pl.from_arrow(connection.execute(
-                    "SELECT * FROM raw.crime_incidents WHERE id IN (SELECT id FROM crime_changes)").arrow()),
-                pl.from_arrow(connection.execute("SELECT * EXCLUDE (is_stored) FROM crime_changes").arrow()),
+                connection.execute(
+                    "SELECT * FROM raw.crime_incidents WHERE id IN (SELECT id FROM crime_changes)").pl(),
+                connection.execute("SELECT * EXCLUDE (is_stored) FROM crime_changes").pl(),
                 jurisdiction)
 
             connection.execute("DELETE FROM raw.crime_incidents WHERE id IN (SELECT id FROM crime_changes)")

@@ -166,9 +166,13 @@ def test_source_reads_layer_without_api_from_folder(tmp_path: Path) -> None:
 
 def test_definitions_choose_source_from_run_file(tmp_path: Path) -> None:
     windows = (("2017-01-01", "2017-02-01"), ("2017-02-01", "2017-02-02"))
-    live = build_definitions(write_run_file(tmp_path, "chicago", tmp_path, *windows, source="socrata"), tmp_path)
+    live = build_definitions(write_run_file(tmp_path, "chicago", tmp_path, *windows, source="socrata",
+                                            boundaries_source="socrata"), tmp_path)
+    crimes_only = build_definitions(write_run_file(tmp_path, "chicago", tmp_path, *windows, source="socrata"),
+                                   tmp_path)
     local = build_definitions(write_run_file(tmp_path, "chicago", tmp_path, *windows), tmp_path)
 
     assert isinstance(live.resources["boundary_source"], SocrataBoundarySource)
+    assert isinstance(crimes_only.resources["boundary_source"], LocalBoundarySource)
     assert isinstance(local.resources["boundary_source"], LocalBoundarySource)
     assert live.resources["boundary_source"].folder == str(tmp_path)

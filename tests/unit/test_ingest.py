@@ -1,8 +1,9 @@
-"""Local-extract readers: Chicago portal crime exports and cell GeoJSON (weather: test_weather_files.py)."""
+"""Local-extract readers of crime exports in the Chicago portal layout (weather and cells have their own tests)."""
 
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import polars as pl

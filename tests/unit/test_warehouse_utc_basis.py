@@ -38,8 +38,10 @@ def write_jurisdiction(folder: Path) -> Path:
     content.update(name="utccity", time_zone="America/Chicago", data_start="2024-03-01",
                    bounding_box={"min_lat": 41.6, "max_lat": 42.1, "min_lon": -87.95, "max_lon": -87.5})
     content["crimes"]["files"] = "crimes/*.csv"
-    content["cells"] = {"file": "boundaries/tracts.geojson", "id_property": "geoid10",
-                        "spatial_unit": "census_tract"}
+    content["boundaries"] = {"layers": [{"name": "tracts", "kind": "census_tract",
+                                         "file": "boundaries/tracts.geojson", "id_property": "geoid10"}]}
+    content["cells"] = {"spatial_unit": "census_tract", "layer": "tracts"}
+    content.pop("demographics", None)
     path = folder / "utccity.yaml"
     path.write_text(yaml.safe_dump(content), encoding="utf-8")
     return path
