@@ -113,7 +113,22 @@ def dbt_vars(jurisdiction: JurisdictionConfig) -> dict[str, Any]:
         "max_lat": box.max_lat,
         "min_lon": box.min_lon,
         "max_lon": box.max_lon,
+        **audit_vars(jurisdiction),
     }
+
+
+def audit_vars(jurisdiction: JurisdictionConfig) -> dict[str, Any]:
+    """The audit settings that shape the audit models: the area field and the beat rule.
+
+    An area field or a beat/district rule whose crime fields the jurisdiction does not map is
+    passed as empty, so the models measure nothing for it and the checks skip it.
+    """
+    audit = jurisdiction.audit
+    mapped = jurisdiction.crimes.columns
+    area_field = audit.area_field if audit.area_field in mapped else ""
+    rule = audit.beat_district
+    beat_digits = rule.beat_digits if rule is not None and {"beat", "district"} <= set(mapped) else 0
+    return {"audit_area_field": area_field, "audit_beat_digits": beat_digits}
 
 
 class RiskcastDbtTranslator(DagsterDbtTranslator):
