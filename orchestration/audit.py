@@ -132,7 +132,7 @@ def raised_exceptions(exception_info: Any) -> list[str]:
 
 
 def named_rows(details: dict[str, Any], index_columns: list[str]) -> list[dict[str, Any]]:
-    """The index values (such as month or category) of the rows that failed an expectation."""
+    """Return the index values (such as month or category) of the rows that failed an expectation."""
     rows = details.get("unexpected_index_list") or []
     if not index_columns or not rows or not isinstance(rows[0], dict):
         return []

@@ -78,7 +78,7 @@ def number(value: object) -> str:
 
 def bar_chart(labels: Sequence[str], values: Sequence[float], title: str, width: int = 360,
               height: int = 150) -> str:
-    """An SVG bar chart with the maximum value labelled."""
+    """Draw an SVG bar chart with the maximum value in its title."""
     top = max(values) if len(values) and max(values) > 0 else 1
     margin_left, margin_bottom, margin_top = 6, 18, 18
     plot_width = width - 2 * margin_left
@@ -130,7 +130,7 @@ def colour_classes(values: pd.Series) -> tuple[list[float], list[str]]:
 
 
 def cell_map(cells: pd.DataFrame, column: str, title: str, formatter: Any, width: int = 520) -> str:
-    """An SVG choropleth of the cells; ``cells`` has ``svg_path`` (from ST_AsSVG, y = -latitude)."""
+    """Draw an SVG choropleth of the cells. ``cells`` has ``svg_path`` from ST_AsSVG, whose y is -latitude."""
     shapes = cells.dropna(subset=["svg_path"])
     if shapes.empty:
         return "<p>No cell geometry to draw.</p>"

@@ -279,7 +279,7 @@ WEATHER_COVERAGE_SQL = """
 
 
 def measure_row_level_input(connection: duckdb.DuckDBPyConnection, parameters: dict[str, Any]) -> pd.DataFrame:
-    """The staged incidents' columns that the row-level suite reads."""
+    """Read the staged incidents' columns that the row-level suite checks."""
     columns = ["incident_id", "occurred_at_utc", "offense_code", "latitude", "longitude"]
     present = {row[0] for row in connection.sql("DESCRIBE staging.stg_crimes__incidents").fetchall()}
     selected = ", ".join(f'"{name}"' for name in columns if name in present)

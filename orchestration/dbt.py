@@ -118,7 +118,7 @@ def dbt_vars(jurisdiction: JurisdictionConfig) -> dict[str, Any]:
 
 
 def audit_vars(jurisdiction: JurisdictionConfig) -> dict[str, Any]:
-    """The audit settings that shape the audit models: the area field and the beat rule.
+    """Return the audit settings that shape the audit models: the area field and the beat rule.
 
     An area field or a beat/district rule whose crime fields the jurisdiction does not map is
     passed as empty, so the models measure nothing for it and the checks skip it.

@@ -4,7 +4,7 @@ Each period's distribution over bins (local hour of day, day of week, month of y
 with the pooled distribution of the periods before it by two measures:
 
 - the chi-square goodness-of-fit test of the period's counts against the baseline's proportions
-  (Pearson 1900; ``scipy.stats.chisquare``), which says whether the difference is more than
+  (Pearson 1900; ``scipy.stats.chisquare``), which tests whether the difference is more than
   sampling noise. With hundreds of thousands of records it rejects even negligible differences,
   so on its own it is not a drift alarm;
 - the Jensen-Shannon distance (base 2) between the two distributions (Lin 1991, "Divergence
@@ -38,7 +38,7 @@ def compare(counts: np.ndarray, baseline: np.ndarray) -> tuple[float, float, flo
 
 
 def drift_row(dimension: str, period: str, counts: np.ndarray, baseline: np.ndarray, min_records: int,
-              max_distance_alpha: float) -> dict[str, object]:
+              alpha: float) -> dict[str, object]:
     row: dict[str, object] = {"dimension": dimension, "period": period, "records": int(counts.sum()),
                               "baseline_records": int(baseline.sum()), "js_distance": None,
                               "chi2_statistic": None, "p_value": None, "flagged_distance": None,
@@ -48,14 +48,14 @@ def drift_row(dimension: str, period: str, counts: np.ndarray, baseline: np.ndar
         return row
     distance, statistic, p_value = compare(counts, baseline)
     row.update(js_distance=distance, chi2_statistic=statistic, p_value=p_value)
-    if p_value < max_distance_alpha:
+    if p_value < alpha:
         row["flagged_distance"] = distance
     return row
 
 
 def monthly_drift(calendar: pd.DataFrame, column: str, bins: list[int], dimension: str,
                   baseline_months: int, min_records: int, alpha: float) -> list[dict[str, object]]:
-    """Each month's distribution over ``column`` against the ``baseline_months`` months before it."""
+    """Compare each month's distribution over ``column`` with the ``baseline_months`` months before it."""
     table = (calendar.groupby(["local_month", column])["records"].sum()
              .unstack(fill_value=0).reindex(columns=bins, fill_value=0).sort_index())
     months = list(table.index)
@@ -78,7 +78,7 @@ def complete_years(calendar: pd.DataFrame) -> pd.DataFrame:
 
 
 def yearly_drift(calendar: pd.DataFrame, min_records: int, alpha: float) -> list[dict[str, object]]:
-    """Each complete year's month-of-year distribution and volume against the complete years before it."""
+    """Compare each complete year's month-of-year distribution and volume with the complete years before it."""
     table = complete_years(calendar)
     rows = []
     years = list(table.index)
@@ -118,11 +118,11 @@ def distribution_drift(calendar: pd.DataFrame, baseline_months: int, min_records
 
 
 def category_volume(monthly: pd.DataFrame, baseline_months: int, min_records: int) -> pd.DataFrame:
-    """Categories that vanish or appear, month by month.
+    """Find the categories that vanish or appear, month by month.
 
     ``monthly`` has ``local_month``, ``category`` and ``records``. A category vanishes in a month
     with no records when the month before had some and the trailing baseline has at least
-    ``min_records``; it appears in a month with at least ``min_records`` when the baseline has
+    ``min_records``. It appears in a month with at least ``min_records`` when the baseline has
     none. Every other (month, category) pair with records in the month or its baseline is steady.
     """
     monthly = monthly.dropna(subset=["local_month"])

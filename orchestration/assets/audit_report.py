@@ -122,7 +122,7 @@ def headline_metadata(findings: AuditFindings) -> dict[str, Any]:
                 "audit_crime_beat_district", "quarantine_crime_incidents", "quarantine_crime_raw_rows",
                 "fct_hourly_weather"])
 def data_input_audit_report(context: dg.AssetExecutionContext, riskcast: RiskcastResource) -> dg.MaterializeResult:
-    """The Data Input Audit as a static HTML report for stakeholders, and GX Data Docs of every check."""
+    """Data Input Audit: a static HTML report for stakeholders, and GX Data Docs of every check."""
     jurisdiction = riskcast.jurisdiction()
     settings = riskcast.settings()
     findings = audit_findings(jurisdiction, settings.warehouse_path, settings.reports_dir)

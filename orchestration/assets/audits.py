@@ -58,7 +58,7 @@ def evaluate_rule(rule: AuditRule, warehouse: Path, parameters: dict[str, Any],
 
 
 def scalar_metadata(frame: pd.DataFrame) -> dict[str, dg.MetadataValue]:
-    """The columns of a one-row measurement as metadata values; NULLs are left out."""
+    """Convert the columns of a one-row measurement to metadata values, leaving out NULLs."""
     values: dict[str, dg.MetadataValue] = {}
     for name, value in frame.iloc[0].items():
         if pd.isna(value):
@@ -122,6 +122,6 @@ def build_audit_check(rule: AuditRule) -> dg.AssetChecksDefinition:
 
 
 def build_audit_checks(jurisdiction: JurisdictionConfig) -> list[dg.AssetChecksDefinition]:
-    """One asset check per audit rule that applies to the jurisdiction."""
+    """Build one asset check per audit rule that applies to the jurisdiction."""
     rules, _ = active_rules(jurisdiction)
     return [build_audit_check(rule) for rule in rules]
