@@ -141,7 +141,22 @@ def dbt_vars(jurisdiction: JurisdictionConfig) -> dict[str, Any]:
         "demographics_counts_layer": demographics.counts_layer if demographics else None,
         "demographics_income_layer": demographics.income_layer if demographics else None,
         "max_boundary_overlap_m2": jurisdiction.boundaries.max_overlap_m2,
+        **audit_vars(jurisdiction),
     }
+
+
+def audit_vars(jurisdiction: JurisdictionConfig) -> dict[str, Any]:
+    """Return the audit settings that shape the audit models: the area field and the beat rule.
+
+    An area field or a beat/district rule whose crime fields the jurisdiction does not map is
+    passed as empty, so the models measure nothing for it and the checks skip it.
+    """
+    audit = jurisdiction.audit
+    mapped = jurisdiction.crimes.columns
+    area_field = audit.area_field if audit.area_field in mapped else ""
+    rule = audit.beat_district
+    beat_digits = rule.beat_digits if rule is not None and {"beat", "district"} <= set(mapped) else 0
+    return {"audit_area_field": area_field, "audit_beat_digits": beat_digits}
 
 
 def weather_station_vars(weather: WeatherSourceConfig | None) -> list[dict[str, Any]]:

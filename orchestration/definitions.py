@@ -12,7 +12,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.assets.audits import AUDIT_CHECKS
+from orchestration.assets.audit_report import data_input_audit_report
+from orchestration.assets.audits import build_audit_checks
 from orchestration.assets.evaluation import evaluation_metrics
 from orchestration.assets.features import build_features_asset
 from orchestration.assets.models import risk_ensemble
@@ -65,8 +66,9 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
     extracts = run.extracts_folder or settings.demo_extracts_dir
 
     jobs = [
-        dg.define_asset_job(WAREHOUSE_JOB, selection=dg.AssetSelection.groups("raw", "warehouse"),
-                            description="Ingest the extracts, build the dbt warehouse and run the input audit."),
+        dg.define_asset_job(WAREHOUSE_JOB, selection=dg.AssetSelection.groups("raw", "warehouse", "audit"),
+                            description="Ingest the extracts, build the dbt warehouse, run the input audit "
+                                        "and write its reports."),
         dg.define_asset_job(FEATURES_JOB, selection=[features], partitions_def=partitions,
                             description="Build hourly cell features for a range of hours in one run."),
         dg.define_asset_job(TRAIN_JOB, selection=[risk_ensemble],
@@ -79,8 +81,8 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
     return dg.Definitions(
         assets=[raw_crime_incidents, raw_offense_codes, raw_weather_observations, raw_service_requests,
                 raw_boundaries, raw_cells, raw_demographics,
-                warehouse, features, risk_ensemble, scores, evaluation_metrics],
-        asset_checks=AUDIT_CHECKS,
+                warehouse, data_input_audit_report, features, risk_ensemble, scores, evaluation_metrics],
+        asset_checks=build_audit_checks(jurisdiction),
         jobs=jobs,
         sensors=[build_extracts_sensor(extracts, jurisdiction, WAREHOUSE_JOB),
                  build_stale_features_sensor(settings.warehouse_path, jurisdiction, FEATURES_JOB)],

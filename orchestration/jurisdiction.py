@@ -600,16 +600,157 @@ def check_geography(boundaries: BoundariesConfig, cells: CellSourceConfig,
                              f"be one feature with a unique id")
 
 
-class AuditConfig(BaseModel):
-    """Thresholds of the data input audit."""
+class BeatDistrictRule(BaseModel):
+    """How a beat number names its district, for the beat/district consistency check.
+
+    ``leading_digits`` drops the beat's last ``beat_digits`` digits and reads the rest as the
+    district number, as in Chicago, where beat 1234 lies in district 12.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
+    rule: Literal["leading_digits"] = "leading_digits"
+    beat_digits: int = Field(default=2, ge=1, le=4,
+                             description="trailing digits that number the beat inside its district")
+
+
+class AuditConfig(BaseModel):
+    """Thresholds of the data input audit, one per check, with defaults for a large US city.
+
+    Shares are fractions of records (0.05 is 5%). A threshold named ``error_*`` fails its check
+    with ERROR severity, which blocks downstream assets; every other threshold fails with WARN.
+    Groups (categories, months, areas) with fewer records than the matching ``min_*_records`` are
+    measured and reported but not judged, because their shares are too noisy.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Coordinates as delivered (the blocking row-level suite on staged incidents).
     min_inside_box_share: float = Field(
         default=0.999, gt=0, le=1,
-        description="share of located incidents that must fall inside the bounding box")
+        description="share of staged coordinates, as delivered, that must fall inside the bounding "
+                    "box (ERROR). A larger share outside means the source changed, even when the "
+                    "located model can repair swapped pairs")
     max_quarantined_share: float = Field(
         default=0.05, ge=0, le=1, description="share of incidents quarantined above which a WARN check fails")
+
+    # Completeness, overall and per category.
+    max_missing_coordinates_share: float = Field(
+        default=0.05, ge=0, le=1, description="share of records without coordinates (WARN)")
+    error_missing_coordinates_share: float = Field(
+        default=0.5, ge=0, le=1, description="share of records without coordinates overall (ERROR)")
+    max_missing_category_share: float = Field(
+        default=0.01, ge=0, le=1, description="share of records without an offense code (WARN)")
+    min_category_records: int = Field(
+        default=200, ge=1, description="records a category needs before its shares are judged")
+
+    # Time heaping, overall and per category, on the local clock.
+    max_midnight_share: float = Field(
+        default=0.05, ge=0, le=1,
+        description="share of records at exactly 00:00:00 (WARN); a uniform clock puts 1/1440 there")
+    max_on_hour_share: float = Field(
+        default=0.5, ge=0, le=1,
+        description="share of records at minute 0 and second 0 (WARN); a uniform clock puts 1/60 there")
+    max_first_of_month_share: float = Field(
+        default=0.08, ge=0, le=1,
+        description="share of records on the first day of a month (WARN); a uniform calendar puts "
+                    "about 1/30 there")
+
+    # Location: outside the cells, swapped pairs, unlocated share per month and per area.
+    max_outside_cells_share: float = Field(
+        default=0.01, ge=0, le=1,
+        description="share of records with coordinates that lie outside every cell after the swap "
+                    "repair (WARN)")
+    max_swapped_share: float = Field(
+        default=0.001, ge=0, le=1,
+        description="share of records with latitude and longitude swapped, repaired or not (WARN)")
+    max_unlocated_share: float = Field(
+        default=0.10, ge=0, le=1,
+        description="share of a month's or an area's records that cannot be placed in a cell (WARN)")
+    error_unlocated_share: float = Field(
+        default=0.5, ge=0, le=1, description="share of a month's records that cannot be placed (ERROR)")
+    max_unlocated_share_rise: float = Field(
+        default=0.10, ge=0, le=1,
+        description="rise of the unlocated share from one month to the next, in share points (WARN)")
+    min_month_records: int = Field(default=100, ge=1,
+                                   description="records a month needs before it is judged")
+    area_field: Literal["district", "beat", "community_area"] | None = Field(
+        default="district",
+        description="crime field that names the area for the unlocated share by area; None skips it")
+    min_area_records: int = Field(default=100, ge=1,
+                                  description="records an area needs before it is judged")
+
+    # Duplicates and codes.
+    max_duplicate_id_share: float = Field(
+        default=0.01, ge=0, le=1,
+        description="share of raw rows whose id appears on another raw row (WARN); revisions of a "
+                    "record are legitimate, so this is a share and not zero")
+    max_exact_duplicate_rows: int = Field(
+        default=0, ge=0, description="raw rows identical in every stored field to another row (WARN)")
+    max_copied_record_share: float = Field(
+        default=0.001, ge=0, le=1,
+        description="share of staged records identical to another in every field except the id (WARN)")
+    max_shared_case_share: float = Field(
+        default=0.01, ge=0, le=1,
+        description="share of records whose case number another record also carries (WARN); "
+                    "multi-victim cases do this legitimately, so they are counted, never dropped")
+    max_unknown_code_share: float = Field(
+        default=0.001, ge=0, le=1,
+        description="share of records whose offense code offense_codes does not list (WARN)")
+    beat_district: BeatDistrictRule | None = Field(
+        default=None, description="how a beat names its district; None skips the consistency check")
+    max_beat_district_mismatch_share: float = Field(
+        default=0.001, ge=0, le=1,
+        description="share of records whose beat lies in another district than the record names (WARN)")
+
+    # Daylight-saving edges of local wall-clock times.
+    max_nonexistent_time_share: float = Field(
+        default=0.0005, ge=0, le=1,
+        description="share of records in the skipped spring-forward hour (WARN)")
+    max_ambiguous_time_share: float = Field(
+        default=0.002, ge=0, le=1,
+        description="share of records in the doubled fall-back hour (WARN)")
+
+    # Distribution drift against a trailing baseline.
+    drift_baseline_months: int = Field(
+        default=12, ge=1, description="months before a period that form its trailing baseline")
+    drift_min_records: int = Field(
+        default=500, ge=1, description="records a period and its baseline each need before drift is judged")
+    max_drift_distance: float = Field(
+        default=0.1, gt=0, le=1,
+        description="Jensen-Shannon distance (base 2) between a period and its baseline above "
+                    "which drift is flagged, when the chi-square test also rejects (WARN)")
+    drift_alpha: float = Field(
+        default=0.001, gt=0, lt=1, description="significance level of the chi-square goodness-of-fit test")
+    max_year_volume_change: float = Field(
+        default=0.25, gt=0,
+        description="relative change of a year's records against the mean of the years before it (WARN)")
+    min_category_volume_records: int = Field(
+        default=50, ge=1,
+        description="records a category needs in a baseline before it vanishing is flagged, and in a "
+                    "month before it appearing is flagged")
+
+    # Late updates.
+    late_update_days: int = Field(
+        default=365, ge=0, description="days between event and update after which an update is late")
+    max_late_update_share: float = Field(
+        default=0.5, ge=0, le=1, description="share of records updated late (WARN)")
+
+    # Hourly weather.
+    max_weather_missing_share: float = Field(
+        default=0.10, ge=0, le=1, description="share of spine hours without a routine weather report (WARN)")
+    max_weather_suspect_share: float = Field(
+        default=0.01, ge=0, le=1, description="share of weather hours with a suspect value (WARN)")
+
+    @model_validator(mode="after")
+    def check_levels(self) -> "AuditConfig":
+        pairs = [("max_missing_coordinates_share", "error_missing_coordinates_share"),
+                 ("max_unlocated_share", "error_unlocated_share")]
+        for warn, error in pairs:
+            if getattr(self, warn) > getattr(self, error):
+                raise ValueError(f"audit.{warn} ({getattr(self, warn)}) must not exceed audit.{error} "
+                                 f"({getattr(self, error)}): the WARN level comes before the ERROR level")
+        return self
 
 
 class JurisdictionConfig(BaseModel):

@@ -1,136 +1,127 @@
 """Audit gates (the data input audit): Great Expectations suites run as Dagster asset checks.
 
-``BLOCKING_CHECKS`` lists the checks of ERROR severity: when one fails, or GX cannot evaluate it,
-Dagster skips the checked table's direct children in the same run, and with them everything
-below. ``AUDITED_INPUTS`` makes every Python asset that reads warehouse tables such a child. The
-other checks have WARN severity and blocking off, so their results show in the UI without
+Every rule in ``orchestration.audit_rules`` that applies to the jurisdiction becomes one asset
+check on the asset it is about. The check measures the warehouse tables, validates the
+measurement with the rule's GX suite and fails with the highest severity among its failed
+expectations. A measurement or validation that raises fails with ERROR severity, so an audit
+that could not run is never read as clean.
+
+``BLOCKING_CHECKS`` lists the checks whose suites have ERROR expectations: when one fails with
+ERROR severity, Dagster skips the checked asset's direct children in the same run, and with
+them everything below. ``AUDITED_INPUTS`` makes every Python asset that reads warehouse tables
+such a child. The other checks have blocking off, so their results show in the UI without
 stopping a run.
 """
 
 
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
 
-from orchestration.audit import SuiteOutcome, validate_table
+from orchestration.audit import SuiteOutcome, crashed_outcome, load_suite_file, validate_frame
+from orchestration.audit_rules import AuditRule, active_rules, audit_parameters
+from orchestration.jurisdiction import JurisdictionConfig
 from orchestration.resources import RiskcastResource
 from orchestration.warehouse import connect
 
-BLOCKING_CHECKS = ("crime_incidents_input_audit",)
-# Tables with a blocking check. Every Python asset that reads warehouse tables depends on them
+BLOCKING_CHECKS = ("crime_incidents_input_audit", "crime_row_accounting", "crime_completeness",
+                   "crime_unlocated_by_month")
+# Assets with a blocking check. Every Python asset that reads warehouse tables depends on them
 # directly, because a blocking check stops only the direct children of the asset it checks.
-AUDITED_INPUTS = ("stg_crimes__incidents",)
+AUDITED_INPUTS = ("stg_crimes__incidents", "int_incidents__located")
+# Rows of a multi-row measurement shown in a check's metadata; the report and Data Docs show all.
+METADATA_ROWS = 25
 
 
-def check_result(outcome: SuiteOutcome, severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:
-    failed = [f"{item.expectation}({item.column or ''}): {item.status}" + (f" - {item.message}" if item.message else "")
-              for item in outcome.outcomes if item.status != "passed"]
-    return dg.AssetCheckResult(
-        passed=outcome.passed,
-        severity=severity,
-        metadata={
-            "suite": dg.MetadataValue.text(outcome.suite),
-            "rows_validated": dg.MetadataValue.int(outcome.row_count),
-            "expectations_passed": dg.MetadataValue.int(outcome.count("passed")),
-            "expectations_failed": dg.MetadataValue.int(outcome.count("failed")),
-            "expectations_errored": dg.MetadataValue.int(outcome.count("error")),
-            "problems": dg.MetadataValue.md("\n".join(f"- {line}" for line in failed) or "none"),
-            "results": dg.MetadataValue.json(outcome.summary_rows()),
-        },
-    )
+def measure(rule: AuditRule, warehouse: Path, parameters: dict[str, Any]) -> pd.DataFrame:
+    with connect(warehouse, read_only=True) as connection:
+        return rule.measure(connection, parameters)
 
 
-def bounding_box_parameters(riskcast: RiskcastResource) -> dict[str, Any]:
-    jurisdiction = riskcast.jurisdiction()
-    box = jurisdiction.bounding_box
-    return {"min_lat": box.min_lat, "max_lat": box.max_lat, "min_lon": box.min_lon,
-            "max_lon": box.max_lon, "inside_box_share": jurisdiction.audit.min_inside_box_share}
+def evaluate_rule(rule: AuditRule, warehouse: Path, parameters: dict[str, Any],
+                  validate: Any = validate_frame) -> tuple[SuiteOutcome, pd.DataFrame]:
+    """Measure a rule on the warehouse and validate the measurement with the rule's suite.
+
+    A measurement that fails (a missing table or column, a SQL error) becomes an errored suite
+    outcome, like a GX crash. ``validate`` lets the report validate into its Data Docs project.
+    """
+    try:
+        frame = measure(rule, warehouse, parameters)
+    except (duckdb.Error, KeyError, ValueError) as error:
+        frame = pd.DataFrame()
+        return crashed_outcome(load_suite_file(rule.suite), frame, error), frame
+    return validate(frame, rule.suite, parameters), frame
 
 
-@dg.asset_check(asset="stg_crimes__incidents", blocking=True,
-                description="GX input audit of staged incidents: required columns, timestamps, "
-                            "unique ids, coordinates inside the bounding box (ERROR: blocks downstream).")
-def crime_incidents_input_audit(context: dg.AssetCheckExecutionContext,
-                                riskcast: RiskcastResource) -> dg.AssetCheckResult:
-    outcome = validate_table(riskcast.settings().warehouse_path, "stg_crimes__incidents",
-                             bounding_box_parameters(riskcast))
-    context.log.info(f"crime input audit: {outcome.count('passed')} passed, "
-                     f"{outcome.count('failed')} failed, {outcome.count('error')} errors "
-                     f"on {outcome.row_count} rows")
-    return check_result(outcome, dg.AssetCheckSeverity.ERROR)
+def scalar_metadata(frame: pd.DataFrame) -> dict[str, dg.MetadataValue]:
+    """Convert the columns of a one-row measurement to metadata values, leaving out NULLs."""
+    values: dict[str, dg.MetadataValue] = {}
+    for name, value in frame.iloc[0].items():
+        if pd.isna(value):
+            continue
+        if isinstance(value, (bool, np.bool_)):
+            values[str(name)] = dg.MetadataValue.bool(bool(value))
+        elif isinstance(value, (int, np.integer)):
+            values[str(name)] = dg.MetadataValue.int(int(value))
+        elif isinstance(value, (float, np.floating)):
+            values[str(name)] = dg.MetadataValue.float(float(value))
+        else:
+            values[str(name)] = dg.MetadataValue.text(str(value))
+    return values
 
 
-@dg.asset_check(asset="fct_hourly_weather",
-                description="GX drift audit of hourly weather ranges (WARN: does not block).")
-def hourly_weather_drift_audit(context: dg.AssetCheckExecutionContext,
-                               riskcast: RiskcastResource) -> dg.AssetCheckResult:
-    outcome = validate_table(riskcast.settings().warehouse_path, "fct_hourly_weather")
-    context.log.info(f"weather audit: {outcome.count('failed')} failed of {len(outcome.outcomes)}")
-    return check_result(outcome, dg.AssetCheckSeverity.WARN)
+def frame_markdown(frame: pd.DataFrame) -> str:
+    shown = frame.head(METADATA_ROWS)
+    header = "| " + " | ".join(str(name) for name in shown.columns) + " |"
+    rule = "|" + "---|" * len(shown.columns)
+    lines = [header, rule]
+    for row in shown.itertuples(index=False):
+        cells = [f"{value:.4g}" if isinstance(value, float) else str(value) for value in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    if len(frame) > METADATA_ROWS:
+        lines.append(f"\n{len(frame) - METADATA_ROWS} more rows in the Data Input Audit report.")
+    return "\n".join(lines)
 
 
-@dg.asset_check(asset="quarantine_crime_incidents",
-                description="Share of incidents quarantined, by reason (WARN above the jurisdiction's threshold).")
-def quarantine_share_check(context: dg.AssetCheckExecutionContext,
-                           riskcast: RiskcastResource) -> dg.AssetCheckResult:
-    with connect(riskcast.settings().warehouse_path, read_only=True) as connection:
-        total = connection.sql("SELECT count(*) FROM intermediate.int_incidents__located").fetchone()[0]
-        by_reason = dict(connection.sql(
-            "SELECT quarantine_reason, count(*) FROM marts.quarantine_crime_incidents GROUP BY 1 ORDER BY 1"
-        ).fetchall())
-    quarantined = sum(by_reason.values())
-    share = quarantined / total if total else 1.0
-    threshold = riskcast.jurisdiction().audit.max_quarantined_share
-    context.log.info(f"quarantined {quarantined} of {total} incidents ({share:.2%}): {by_reason}")
-    return dg.AssetCheckResult(
-        passed=share <= threshold,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "incidents": dg.MetadataValue.int(total),
-            "quarantined": dg.MetadataValue.int(quarantined),
-            "quarantined_share": dg.MetadataValue.float(share),
-            "by_reason": dg.MetadataValue.json(by_reason),
-        },
-    )
+def check_result(outcome: SuiteOutcome, frame: pd.DataFrame) -> dg.AssetCheckResult:
+    severity = dg.AssetCheckSeverity.ERROR if outcome.severity == "error" else dg.AssetCheckSeverity.WARN
+    metadata: dict[str, dg.MetadataValue] = {
+        "suite": dg.MetadataValue.text(outcome.suite),
+        "rows_validated": dg.MetadataValue.int(outcome.row_count),
+        "expectations_passed": dg.MetadataValue.int(outcome.count("passed")),
+        "expectations_failed": dg.MetadataValue.int(outcome.count("failed")),
+        "expectations_errored": dg.MetadataValue.int(outcome.count("error")),
+        "problems": dg.MetadataValue.md("\n".join(f"- {line}" for line in outcome.problems()) or "none"),
+        "results": dg.MetadataValue.json(outcome.summary_rows()),
+    }
+    if len(frame) == 1:
+        metadata.update(scalar_metadata(frame))
+    elif len(frame) > 1:
+        metadata["measurement"] = dg.MetadataValue.md(frame_markdown(frame))
+    return dg.AssetCheckResult(passed=outcome.passed, severity=severity, metadata=metadata)
 
 
-ROW_ACCOUNTING_SQL = """
-SELECT
-    (SELECT count(*) FROM raw.crime_incidents) AS raw_rows,
-    (SELECT count(*) FROM raw.crime_incidents WHERE nullif(trim(id), '') IS NULL) AS rows_without_id,
-    (SELECT count(DISTINCT trim(id)) FROM raw.crime_incidents WHERE nullif(trim(id), '') IS NOT NULL) AS distinct_ids,
-    (SELECT count(*) FROM staging.stg_crimes__incidents) AS staged,
-    (SELECT count(*) FROM intermediate.int_incidents__located WHERE quarantine_reason IS NULL) AS located,
-    (SELECT count(*) FROM marts.quarantine_crime_incidents) AS quarantined
-"""
+def build_audit_check(rule: AuditRule) -> dg.AssetChecksDefinition:
+    @dg.asset_check(name=rule.name, asset=rule.asset, blocking=rule.blocking, description=rule.description,
+                    additional_deps=list(rule.additional_deps))
+    def audit_check(context: dg.AssetCheckExecutionContext, riskcast: RiskcastResource) -> dg.AssetCheckResult:
+        jurisdiction = riskcast.jurisdiction()
+        outcome, frame = evaluate_rule(rule, riskcast.settings().warehouse_path, audit_parameters(jurisdiction))
+        context.log.info(f"{jurisdiction.name}: {rule.name} on {outcome.row_count} rows: "
+                         f"{outcome.count('passed')} passed, {outcome.count('failed')} failed, "
+                         f"{outcome.count('error')} errors")
+        for problem in outcome.problems():
+            context.log.warning(f"{rule.name}: {problem}")
+        return check_result(outcome, frame)
+
+    return audit_check
 
 
-@dg.asset_check(asset="stg_crimes__incidents",
-                description="Every raw crime row is accounted for: staged, superseded by a later "
-                            "version of its id, or without an id; every staged row is located or "
-                            "quarantined (WARN).")
-def crime_row_accounting(context: dg.AssetCheckExecutionContext,
-                         riskcast: RiskcastResource) -> dg.AssetCheckResult:
-    with connect(riskcast.settings().warehouse_path, read_only=True) as connection:
-        row = connection.sql(ROW_ACCOUNTING_SQL).fetchone()
-    raw_rows, without_id, distinct_ids, staged, located, quarantined = row
-    superseded = raw_rows - without_id - distinct_ids
-    balanced = staged == distinct_ids and located + quarantined == staged
-    context.log.info(f"crime rows: {raw_rows} raw = {staged} staged + {superseded} superseded versions "
-                     f"+ {without_id} without id; staged = {located} located + {quarantined} quarantined")
-    return dg.AssetCheckResult(
-        passed=balanced,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "raw_rows": dg.MetadataValue.int(raw_rows),
-            "superseded_versions": dg.MetadataValue.int(superseded),
-            "rows_without_id": dg.MetadataValue.int(without_id),
-            "staged": dg.MetadataValue.int(staged),
-            "located": dg.MetadataValue.int(located),
-            "quarantined": dg.MetadataValue.int(quarantined),
-        },
-    )
-
-
-AUDIT_CHECKS = [crime_incidents_input_audit, hourly_weather_drift_audit, quarantine_share_check,
-                crime_row_accounting]
+def build_audit_checks(jurisdiction: JurisdictionConfig) -> list[dg.AssetChecksDefinition]:
+    """Build one asset check per audit rule that applies to the jurisdiction."""
+    rules, _ = active_rules(jurisdiction)
+    return [build_audit_check(rule) for rule in rules]

@@ -121,7 +121,15 @@ def test_points_land_in_their_tract(warehouse: Path) -> None:
 def test_unplaceable_rows_are_quarantined_with_reason(warehouse: Path) -> None:
     rows = dict(query(warehouse, "SELECT incident_id, quarantine_reason FROM marts.quarantine_crime_incidents"))
 
-    assert rows == {"920001": "missing_coordinates", "920002": "outside_bounding_box", "920003": "outside_cells"}
+    assert rows == {"920001": "missing_coordinates", "920003": "outside_cells"}
+
+
+def test_swapped_coordinates_are_repaired(warehouse: Path) -> None:
+    # 920002 arrives as (-87.62, 41.88); swapped back it lies in EAST, so it is placed there.
+    rows = query(warehouse, "SELECT cell_id, location_status, coordinates_swapped, latitude, located_latitude, "
+                            "located_longitude FROM intermediate.int_incidents__located WHERE incident_id = '920002'")
+
+    assert rows == [("EAST", "swapped_repaired", True, -87.62, 41.88, -87.62)]
 
 
 def test_multi_victim_case_counts_once(warehouse: Path) -> None:
@@ -184,4 +192,4 @@ def test_audit_checks_pass_on_fixture(warehouse_run: tuple[Path, dg.ExecuteInPro
     assert evaluations["crime_row_accounting"].metadata["superseded_versions"].value == 2
     assert evaluations["crime_incidents_input_audit"].passed
     assert not evaluations["quarantine_share_check"].passed
-    assert evaluations["quarantine_share_check"].metadata["quarantined"].value == 3
+    assert evaluations["quarantine_share_check"].metadata["quarantined"].value == 2

@@ -4,6 +4,12 @@
 -- missing_coordinates, zero_coordinates, outside_bounding_box (likely swapped or mistyped), or
 -- outside_cells (inside the box but in no cell polygon). A point on a shared cell boundary goes
 -- to the cell with the smallest cell_id.
+--
+-- Swapped coordinates: a pair that lies outside the bounding box but inside it once latitude and
+-- longitude trade places is flagged coordinates_swapped. It is repaired (location_status
+-- 'swapped_repaired', and located_latitude / located_longitude hold the swapped-back values) only
+-- when the swapped-back point lies inside a cell. Otherwise it stays quarantined as
+-- outside_bounding_box. latitude and longitude always keep the staged values.
 with incidents as (
     select
         incidents.*,
@@ -18,16 +24,28 @@ with incidents as (
             when not (incidents.latitude between {{ var('min_lat') }} and {{ var('max_lat') }}
                       and incidents.longitude between {{ var('min_lon') }} and {{ var('max_lon') }})
                 then 'outside_bounding_box'
-        end as location_problem
+        end as location_problem,
+        coalesce(
+            not (incidents.latitude between {{ var('min_lat') }} and {{ var('max_lat') }}
+                 and incidents.longitude between {{ var('min_lon') }} and {{ var('max_lon') }})
+            and incidents.longitude between {{ var('min_lat') }} and {{ var('max_lat') }}
+            and incidents.latitude between {{ var('min_lon') }} and {{ var('max_lon') }},
+            false
+        ) as coordinates_swapped
     from {{ ref('stg_crimes__incidents') }} as incidents
     left join {{ source('raw', 'offense_codes') }} as codes
         on incidents.offense_code = codes.offense_code
 ),
 
 points as (
-    select incident_id, ST_Point(longitude, latitude) as point
+    select
+        incident_id,
+        case
+            when location_problem is null then ST_Point(longitude, latitude)
+            else ST_Point(latitude, longitude)
+        end as point
     from incidents
-    where location_problem is null
+    where location_problem is null or coordinates_swapped
 ),
 
 assigned as (
@@ -36,15 +54,32 @@ assigned as (
     join {{ ref('stg_cells') }} as cells
         on ST_Contains(cells.geom, points.point)
     qualify row_number() over (partition by points.incident_id order by cells.cell_id) = 1
+),
+
+placed as (
+    select
+        incidents.*,
+        assigned.cell_id,
+        incidents.coordinates_swapped and assigned.cell_id is not null as swap_repaired
+    from incidents
+    left join assigned
+        on incidents.incident_id = assigned.incident_id
 )
 
 select
-    incidents.* exclude (location_problem),
-    assigned.cell_id,
-    coalesce(
-        incidents.location_problem,
-        case when assigned.cell_id is null then 'outside_cells' end
-    ) as quarantine_reason
-from incidents
-left join assigned
-    on incidents.incident_id = assigned.incident_id
+    placed.* exclude (location_problem, swap_repaired),
+    case
+        when swap_repaired then null
+        else coalesce(location_problem, case when cell_id is null then 'outside_cells' end)
+    end as quarantine_reason,
+    case
+        when swap_repaired then 'swapped_repaired'
+        when location_problem = 'missing_coordinates' then 'missing'
+        when location_problem is not null or cell_id is null then 'out_of_bounds'
+        else 'ok'
+    end as location_status,
+    case when swap_repaired then longitude when location_problem is null and cell_id is not null then latitude end
+        as located_latitude,
+    case when swap_repaired then latitude when location_problem is null and cell_id is not null then longitude end
+        as located_longitude
+from placed
