@@ -118,7 +118,7 @@ def colour_classes(values: pd.Series) -> tuple[list[float], list[str]]:
     """Quantile class breaks of the positive values, and the colour of every value."""
     positive = values[values > 0].dropna()
     if positive.empty:
-        return [], [NO_DATA_COLOUR] * len(values)
+        return [], [NO_DATA_COLOUR if pd.isna(value) else PALETTE[0] for value in values]
     breaks = sorted(set(positive.quantile([i / len(PALETTE) for i in range(1, len(PALETTE))]).tolist()))
     colours = []
     for value in values:
@@ -153,7 +153,12 @@ def cell_map(cells: pd.DataFrame, column: str, title: str, formatter: Any, width
     parts.append("</g></svg>")
     legend = [f'<span class="swatch" style="background:{NO_DATA_COLOUR}"></span>no data']
     for index, colour in enumerate(PALETTE[:len(breaks) + 1]):
-        label = f"below {formatter(breaks[0])}" if index == 0 and breaks else f"from {formatter(breaks[index - 1])}"
+        if not breaks:
+            label = "every value"
+        elif index == 0:
+            label = f"below {formatter(breaks[0])}"
+        else:
+            label = f"from {formatter(breaks[index - 1])}"
         legend.append(f'<span class="swatch" style="background:{colour}"></span>{escape(label)}')
     parts.append(f'<div class="legend">{" ".join(legend)}</div></figure>')
     return "".join(parts)

@@ -30,7 +30,7 @@ from orchestration.ingest import ExtractError
 from orchestration.jurisdiction import ConfigError, load_jurisdiction, load_run_config
 from orchestration.sources.crimes import SocrataCrimeSource
 from orchestration.warehouse import connect
-from tests.extracts import write_extracts, write_run_file, write_test_jurisdiction
+from tests.extracts import crime_row, write_extracts, write_run_file, write_test_jurisdiction
 
 DATASET_ID = "ijzp-q8t2"
 WHERE_PATTERN = re.compile(r"^\s*:updated_at\s*>=\s*'([^']*)'\s*$")
@@ -186,6 +186,7 @@ class RunRecord:
     located: dict[str, str]
     watermark: list[tuple]
     data_queries: list[dict[str, str]]
+    staged_rows: list[tuple]
 
 
 @pytest.fixture(scope="module")
@@ -215,8 +216,38 @@ def runs(portal: PortalServer, tmp_path_factory: pytest.TempPathFactory) -> list
         records.append(RunRecord(result=result, raw=raw_rows(warehouse), staged=staged, located=located,
                                  watermark=query(warehouse, "SELECT source, watermark, pulled_rows "
                                                             "FROM raw.ingest_state"),
-                                 data_queries=list(portal.state.data_queries)))
+                                 data_queries=list(portal.state.data_queries),
+                                 staged_rows=staged_without_provenance(warehouse)))
     return records
+
+
+def staged_without_provenance(warehouse: Path) -> list[tuple]:
+    """Return every staged incident with all columns but the source file and row, sorted by id."""
+    return query(warehouse, "SELECT * EXCLUDE (source_file, source_row) FROM staging.stg_crimes__incidents "
+                            "ORDER BY incident_id")
+
+
+def csv_row(row: dict[str, str]) -> str:
+    """Write an API row as the portal's CSV export writes the same record."""
+    def portal_time(value: str) -> str:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f").strftime("%m/%d/%Y %I:%M:%S %p")
+
+    return crime_row(row["id"], row["case_number"], portal_time(row["date"]), row["fbi_code"],
+                     portal_time(row["updated_on"]), row["latitude"], row["longitude"])
+
+
+def test_csv_export_and_api_stage_identical_rows(runs: list[RunRecord], tmp_path: Path) -> None:
+    """The same records from the CSV export and from the API give the same staged rows."""
+    extracts = write_extracts(tmp_path / "extracts", [csv_row(row) for row in FIRST_ROWS], WEATHER)
+    run_file = write_run_file(tmp_path, write_test_jurisdiction(tmp_path, "2023-01-01"), extracts,
+                              ("2023-01-01", "2023-06-01"), ("2023-06-01", "2023-06-02"))
+    result = build_definitions(run_file, tmp_path / "home").resolve_job_def(WAREHOUSE_JOB).execute_in_process(
+        instance=dg.DagsterInstance.ephemeral())
+
+    assert result.success
+    from_csv = staged_without_provenance(tmp_path / "home" / "testcity" / "warehouse.duckdb")
+    assert len(from_csv) == len(FIRST_ROWS)
+    assert from_csv == runs[0].staged_rows
 
 
 def revise_and_add(state: PortalState) -> None:
