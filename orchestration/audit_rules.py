@@ -649,10 +649,11 @@ def measure_boundaries(connection: duckdb.DuckDBPyConnection, parameters: dict[s
     frame = run_sql(connection, BOUNDARIES_SQL, parameters)
 
     expected = parameters.get("boundary_expected_features", {})
-    frame["expected_features"] = [expected.get(layer) for layer in frame["layer"]]
-    frame["feature_count_difference"] = [
-        None if target is None else int(features) - int(target)
-        for features, target in zip(frame["features"], frame["expected_features"], strict=True)]
+    targets = [expected.get(layer) for layer in frame["layer"]]
+    differences = [None if target is None else int(features) - target
+                   for features, target in zip(frame["features"], targets, strict=True)]
+    frame["expected_features"] = pd.array(targets, dtype="Int64")
+    frame["feature_count_difference"] = pd.array(differences, dtype="Int64")
     return frame
 
 

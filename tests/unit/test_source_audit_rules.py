@@ -1,8 +1,8 @@
 """Audit rules for weather, 311, boundaries and demographics on small hand-made warehouse tables.
 
-As in test_audit_rules.py, each test writes the tables a rule reads into a real DuckDB file, runs
-the rule's own measurement and validates it with the rule's GX suite, as the Dagster check does:
-one table that passes and one that fails with WARN severity.
+As in test_audit_rules.py, each test writes the tables a rule reads into a real DuckDB file. It
+runs the rule's own measurement and validates it with the rule's GX suite, as the Dagster check
+does. Every rule has a table that passes and one that fails with WARN severity.
 """
 
 from __future__ import annotations
@@ -228,6 +228,20 @@ def test_boundaries_warn(tmp_path: Path) -> None:
     assert frame["features"].item() == 97
     assert frame["feature_count_difference"].item() == -3
     assert frame["overlap_share"].item() == pytest.approx(200_000 / 97e6)
+
+
+def test_boundaries_expected_count_on_one_layer(tmp_path: Path) -> None:
+    tracts = boundary_tables("tracts", 50, 0, 0, 0.0)
+    areas = boundary_tables("community_areas", 76, 0, 0, 0.0)
+    tables = {name: pd.concat([tracts[name], areas[name]], ignore_index=True) for name in tracts}
+
+    outcome, frame = run_rule(tmp_path, "boundary_layer_quality", tables,
+                              {"boundary_expected_features": {"community_areas": 77}})
+
+    assert outcome.severity == "warning"
+    assert failing_rows(outcome, "feature_count_difference") == [{"layer": "community_areas"}]
+    assert frame["feature_count_difference"].tolist()[0] == -1
+    assert pd.isna(frame["feature_count_difference"].tolist()[1])
 
 
 def test_boundaries_without_expected_count(tmp_path: Path) -> None:
