@@ -34,7 +34,10 @@ def audit_parameters(jurisdiction: JurisdictionConfig) -> dict[str, Any]:
                   if isinstance(value, (int, float)) and not isinstance(value, bool)}
     box = jurisdiction.bounding_box
     parameters.update(min_lat=box.min_lat, max_lat=box.max_lat, min_lon=box.min_lon, max_lon=box.max_lon,
-                      inside_box_share=audit.min_inside_box_share)
+                      inside_box_share=audit.min_inside_box_share, time_zone=jurisdiction.time_zone,
+                      boundary_expected_features={layer.name: layer.expected_features
+                                                  for layer in jurisdiction.boundaries.layers
+                                                  if layer.expected_features is not None})
     return parameters
 
 
@@ -424,6 +427,286 @@ CRIME_RULES: tuple[AuditRule, ...] = (
               skip_reason=unmapped("updated_on")),
 )
 
+# Weather, 311, boundaries and demographics.
+
+WEATHER_STATIONS_SQL = """
+    SELECT
+        station,
+        hours,
+        hours_with_observation,
+        hours_without_observation,
+        hours_without_observation / hours AS missing_share,
+        CASE WHEN station <> '(fallback)' THEN hours_without_observation / hours END AS station_missing_share,
+        CASE WHEN station = '(fallback)' THEN hours_without_observation / hours END AS fallback_missing_share,
+        CASE WHEN station = '(fallback)' THEN hours_with_observation END AS fallback_hours_with_observation,
+        first_hour,
+        last_hour
+    FROM marts.weather_station_coverage
+    WHERE hours > 0
+    ORDER BY station_rank NULLS LAST, station
+"""
+
+# Runs of consecutive missing hours: the hour series of the mart has no holes, so the difference
+# of two row numbers is constant within a run (gaps and islands).
+WEATHER_GAPS_SQL = """
+    WITH flagged AS (
+        SELECT hour, weather_missing, precipitation_in, precipitation_is_trace,
+            row_number() OVER (ORDER BY hour)
+                - row_number() OVER (PARTITION BY weather_missing ORDER BY hour) AS run
+        FROM marts.fct_hourly_weather
+    ),
+    gaps AS (
+        SELECT min(hour) AS gap_start, count(*) AS gap_hours
+        FROM flagged
+        WHERE weather_missing
+        GROUP BY run
+    ),
+    summary AS (
+        SELECT
+            (SELECT count(*) FROM flagged) AS hours,
+            (SELECT count(*) FROM gaps) AS gaps,
+            (SELECT coalesce(max(gap_hours), 0) FROM gaps) AS longest_gap_hours,
+            (SELECT min(gap_start) FROM gaps WHERE gap_hours = (SELECT max(gap_hours) FROM gaps))
+                AS longest_gap_start,
+            (SELECT count(precipitation_in) FROM flagged) AS hours_with_precipitation,
+            (SELECT count(*) FROM flagged WHERE precipitation_is_trace) AS trace_hours
+    )
+    SELECT *, trace_hours / nullif(hours_with_precipitation, 0) AS trace_share
+    FROM summary
+    WHERE hours > 0
+"""
+
+# A complete day has all 24 hourly precipitation values; other days disagree for lack of hours.
+DAILY_PRECIPITATION_SQL = """
+    SELECT
+        station,
+        count(*) AS days,
+        count(*) FILTER (WHERE NOT agrees) AS disagreeing_days,
+        count(*) FILTER (WHERE hours_with_precipitation >= 24) AS complete_days,
+        count(*) FILTER (WHERE hours_with_precipitation >= 24 AND NOT agrees) AS complete_disagreeing_days,
+        count(*) FILTER (WHERE hours_with_precipitation >= 24 AND NOT agrees)
+            / nullif(count(*) FILTER (WHERE hours_with_precipitation >= 24), 0) AS disagreement_share,
+        max(abs(difference_in)) AS max_difference_in
+    FROM marts.weather_daily_precipitation_check
+    GROUP BY station
+    ORDER BY station
+"""
+
+REQUESTS_SQL = """
+    WITH staged AS (
+        SELECT
+            request_type,
+            count(*) AS records,
+            count(*) FILTER (WHERE is_date_only) AS date_only_records,
+            count(created_at_utc) FILTER (WHERE NOT is_date_only) AS timed_records,
+            count(*) FILTER (WHERE NOT is_date_only
+                             AND strftime(timezone($time_zone, timezone('UTC', created_at_utc)), '%H:%M:%S')
+                                 = '00:00:00') AS midnight_records,
+            count(*) FILTER (WHERE is_duplicate) AS duplicate_status_records
+        FROM staging.stg_311__requests
+        GROUP BY request_type
+    ),
+    raw_rows AS (
+        SELECT request_type, count(*) AS raw_rows, count(*) FILTER (WHERE copies > 1) AS repeated_number_rows
+        FROM (SELECT request_type, count(*) OVER (PARTITION BY request_type, trim(id)) AS copies
+              FROM raw.service_requests
+              WHERE nullif(trim(id), '') IS NOT NULL)
+        GROUP BY request_type
+    ),
+    located AS (
+        SELECT request_type, count(*) FILTER (WHERE quarantine_reason IS NOT NULL) AS unlocated_records
+        FROM intermediate.int_requests__located
+        GROUP BY request_type
+    )
+    SELECT
+        staged.request_type,
+        records,
+        date_only_records,
+        date_only_records / records AS date_only_share,
+        timed_records,
+        midnight_records,
+        midnight_records / nullif(timed_records, 0) AS timed_midnight_share,
+        CASE WHEN timed_records >= $min_category_records THEN midnight_records / timed_records END
+            AS judged_midnight_share,
+        coalesce(raw_rows, 0) AS raw_rows,
+        coalesce(repeated_number_rows, 0) AS repeated_number_rows,
+        repeated_number_rows / nullif(raw_rows, 0) AS repeated_number_share,
+        duplicate_status_records,
+        duplicate_status_records / records AS duplicate_status_share,
+        coalesce(unlocated_records, 0) AS unlocated_records,
+        coalesce(unlocated_records, 0) / records AS unlocated_share
+    FROM staged
+    LEFT JOIN raw_rows ON raw_rows.request_type = staged.request_type
+    LEFT JOIN located ON located.request_type = staged.request_type
+    ORDER BY records DESC, staged.request_type
+"""
+
+BOUNDARIES_SQL = """
+    WITH staged AS (
+        SELECT
+            layer,
+            count(*) AS delivered_features,
+            count(*) FILTER (WHERE was_repaired) AS repaired_features,
+            count(*) FILTER (WHERE quarantine_reason IS NOT NULL) AS quarantined_features
+        FROM staging.stg_boundaries__features
+        GROUP BY layer
+    ),
+    usable AS (
+        SELECT layer, count(*) AS features, sum(area_km2) AS area_km2
+        FROM marts.dim_boundaries
+        GROUP BY layer
+    )
+    SELECT
+        staged.layer,
+        delivered_features,
+        repaired_features,
+        repaired_features / delivered_features AS repaired_share,
+        quarantined_features,
+        coalesce(usable.features, 0) AS features,
+        usable.area_km2,
+        coalesce(shared.overlapping_pairs, 0) AS overlapping_pairs,
+        coalesce(shared.overlap_m2, 0.0) AS overlap_m2,
+        coalesce(shared.overlap_m2, 0.0) / nullif(usable.area_km2 * 1e6, 0) AS overlap_share
+    FROM staged
+    LEFT JOIN usable ON usable.layer = staged.layer
+    LEFT JOIN marts.boundary_overlaps AS shared ON shared.layer = staged.layer
+    ORDER BY staged.layer
+"""
+
+# Each group count, and their sum, may not exceed the population (a small tolerance absorbs
+# rounding of fractional counts). Income far above its table's median looks like an area total.
+DEMOGRAPHIC_ROWS_SQL = """
+    WITH typed AS (
+        SELECT *,
+            median(per_capita_income) OVER (PARTITION BY table_name) AS median_income,
+            nh_white + nh_black + hispanic + nh_asian + coalesce(other, 0) AS groups_sum
+        FROM staging.stg_demographics__rows
+    )
+    SELECT
+        table_name,
+        layer,
+        count(*) AS rows,
+        count(*) FILTER (WHERE population < 0) AS negative_population_rows,
+        count(*) FILTER (WHERE least(nh_white, nh_black, hispanic, nh_asian, other) < 0) AS negative_count_rows,
+        count(*) FILTER (WHERE greatest(nh_white, nh_black, hispanic, nh_asian, other) > population + 1e-6
+                         OR groups_sum > population * (1 + 1e-6) + 1e-6) AS groups_above_population_rows,
+        count(*) FILTER (WHERE poverty_percent < 0 OR poverty_percent > 100) AS poverty_out_of_range_rows,
+        any_value(median_income) AS median_per_capita_income,
+        max(per_capita_income) AS max_per_capita_income,
+        count(*) FILTER (WHERE per_capita_income > $max_income_to_median_ratio * median_income)
+            AS sum_like_income_rows,
+        coalesce(string_agg(area_id, ', ' ORDER BY area_id)
+                 FILTER (WHERE per_capita_income > $max_income_to_median_ratio * median_income), '')
+            AS sum_like_income_areas
+    FROM typed
+    GROUP BY table_name, layer
+    ORDER BY table_name
+"""
+
+SHARES = ("nh_white_share", "nh_black_share", "hispanic_share", "nh_asian_share", "other_share")
+CELL_DEMOGRAPHICS_SQL = f"""
+    SELECT
+        count(*) AS cells,
+        count(population) AS cells_with_population,
+        count(*) FILTER (WHERE population < 0) AS negative_population_cells,
+        count(*) FILTER (WHERE least({", ".join(SHARES)}) < 0 OR greatest({", ".join(SHARES)}) > 1 + 1e-9)
+            AS share_out_of_range_cells,
+        min(least({", ".join(SHARES)})) AS min_share,
+        max(greatest({", ".join(SHARES)})) AS max_share,
+        count(*) FILTER (WHERE poverty_percent < 0 OR poverty_percent > 100) AS poverty_out_of_range_cells
+    FROM marts.dim_cell_demographics
+"""
+
+
+# Every month from the first to the last request, so that a month without any request still
+# shows a type vanishing.
+REQUEST_MONTHS_SQL = """
+    WITH counts AS (
+        SELECT date_trunc('month', created_date) AS local_month, request_type, count(*) AS records
+        FROM staging.stg_311__requests
+        WHERE created_date IS NOT NULL
+        GROUP BY 1, 2
+    ),
+    months AS (
+        SELECT unnest(generate_series(min(local_month), max(local_month), INTERVAL 1 MONTH)) AS local_month
+        FROM counts
+    )
+    SELECT months.local_month, types.request_type AS category, coalesce(counts.records, 0) AS records
+    FROM months
+    CROSS JOIN (SELECT DISTINCT request_type FROM counts) AS types
+    LEFT JOIN counts ON counts.local_month = months.local_month AND counts.request_type = types.request_type
+"""
+
+
+def measure_request_volume(connection: duckdb.DuckDBPyConnection, parameters: dict[str, Any]) -> pd.DataFrame:
+    monthly = connection.sql(REQUEST_MONTHS_SQL).df()
+    volume = category_volume(monthly, parameters["drift_baseline_months"], parameters["min_request_volume_records"])
+    return volume.rename(columns={"category": "request_type"})
+
+
+def measure_boundaries(connection: duckdb.DuckDBPyConnection, parameters: dict[str, Any]) -> pd.DataFrame:
+    """Per layer counts and overlap, with the configured feature count where the layer has one."""
+    frame = run_sql(connection, BOUNDARIES_SQL, parameters)
+
+    expected = parameters.get("boundary_expected_features", {})
+    targets = [expected.get(layer) for layer in frame["layer"]]
+    differences = [None if target is None else int(features) - target
+                   for features, target in zip(frame["features"], targets, strict=True)]
+    frame["expected_features"] = pd.array(targets, dtype="Int64")
+    frame["feature_count_difference"] = pd.array(differences, dtype="Int64")
+    return frame
+
+
+def skip_requests(jurisdiction: JurisdictionConfig) -> str | None:
+    if not jurisdiction.service_requests:
+        return "the jurisdiction has no 311 source"
+    return None
+
+
+def skip_boundaries(jurisdiction: JurisdictionConfig) -> str | None:
+    if not jurisdiction.boundaries.layers:
+        return "the jurisdiction has no boundary layers"
+    return None
+
+
+def skip_demographics(jurisdiction: JurisdictionConfig) -> str | None:
+    if jurisdiction.demographics is None or not jurisdiction.demographics.tables:
+        return "the jurisdiction has no demographic tables"
+    return None
+
+
+SOURCE_RULES: tuple[AuditRule, ...] = (
+    AuditRule("weather_station_coverage", "weather_station_coverage", "weather_station_coverage",
+              "Hours without a report per station and after the fallback between stations (WARN).",
+              sql_measure(WEATHER_STATIONS_SQL), skip_reason=skip_weather),
+    AuditRule("hourly_weather_gaps", "fct_hourly_weather", "hourly_weather_gaps",
+              "Longest run of hours without weather, and the share of trace precipitation (WARN).",
+              sql_measure(WEATHER_GAPS_SQL), skip_reason=skip_weather),
+    AuditRule("weather_daily_precipitation", "weather_daily_precipitation_check", "weather_daily_precipitation",
+              "Hourly precipitation summed per day against the summary-of-day total, per station (WARN).",
+              sql_measure(DAILY_PRECIPITATION_SQL), skip_reason=skip_weather),
+    AuditRule("service_request_quality", "stg_311__requests", "service_request_quality",
+              "Per 311 request type: date-only records, repeated request numbers, duplicate status and "
+              "unlocated share (WARN).",
+              sql_measure(REQUESTS_SQL), additional_deps=("raw_service_requests", "int_requests__located"),
+              skip_reason=skip_requests),
+    AuditRule("service_request_volume", "stg_311__requests", "service_request_volume",
+              "311 request types that vanish or appear from one month to the next (WARN).",
+              measure_request_volume, skip_reason=skip_requests),
+    AuditRule("boundary_layer_quality", "dim_boundaries", "boundary_layer_quality",
+              "Per boundary layer: repaired and quarantined geometries, overlap area as a share of the "
+              "layer, and the configured feature count (WARN).",
+              measure_boundaries, additional_deps=("stg_boundaries__features", "boundary_overlaps"),
+              skip_reason=skip_boundaries),
+    AuditRule("demographic_rows", "stg_demographics__rows", "demographic_rows",
+              "Demographic table rows: populations and counts not negative, group counts within the "
+              "population, poverty within 0-100, per-capita income that looks like a sum (WARN).",
+              sql_measure(DEMOGRAPHIC_ROWS_SQL), skip_reason=skip_demographics),
+    AuditRule("cell_demographics", "dim_cell_demographics", "cell_demographics",
+              "Cell demographics: group shares within [0, 1] and populations not negative (WARN).",
+              sql_measure(CELL_DEMOGRAPHICS_SQL), skip_reason=skip_demographics),
+)
+
 WEATHER_RULES: tuple[AuditRule, ...] = (
     AuditRule("hourly_weather_drift_audit", "fct_hourly_weather", "fct_hourly_weather",
               "Plausible ranges of hourly weather values (WARN: weather is optional input).",
@@ -433,7 +716,7 @@ WEATHER_RULES: tuple[AuditRule, ...] = (
               sql_measure(WEATHER_COVERAGE_SQL), skip_reason=skip_weather),
 )
 
-ALL_RULES: tuple[AuditRule, ...] = CRIME_RULES + WEATHER_RULES
+ALL_RULES: tuple[AuditRule, ...] = CRIME_RULES + WEATHER_RULES + SOURCE_RULES
 
 
 def active_rules(jurisdiction: JurisdictionConfig) -> tuple[list[AuditRule], dict[str, str]]:

@@ -430,6 +430,10 @@ class BoundaryLayerConfig(BaseModel):
         default="text", description="integer stores 35, 35.0 and '35' alike as '35', while text keeps the value as written")
     name_property: str | None = None
     population_property: str | None = None
+    expected_features: int | None = Field(
+        default=None, ge=1,
+        description="features the layer should have after dissolving (77 community areas, for "
+                    "example); the audit warns when the count differs. None skips the comparison")
     dissolve: bool = Field(
         default=False,
         description="merge the features that share an id into one, for example beats into police "
@@ -741,6 +745,56 @@ class AuditConfig(BaseModel):
         default=0.10, ge=0, le=1, description="share of spine hours without a routine weather report (WARN)")
     max_weather_suspect_share: float = Field(
         default=0.01, ge=0, le=1, description="share of weather hours with a suspect value (WARN)")
+    max_station_missing_share: float = Field(
+        default=0.5, ge=0, le=1,
+        description="share of the weather range's hours that one station did not report (WARN); "
+                    "fallback stations often report part of the range only, so this is loose")
+    max_weather_gap_hours: int = Field(
+        default=24, ge=0,
+        description="longest run of consecutive hours without weather from any station (WARN)")
+    max_weather_trace_share: float = Field(
+        default=0.10, ge=0, le=1,
+        description="share of hours with a precipitation value that report only a trace (WARN)")
+    max_precipitation_disagreement_share: float = Field(
+        default=0.05, ge=0, le=1,
+        description="share of a station's complete days (24 hourly precipitation values) whose hourly "
+                    "sum differs from the summary-of-day total by more than 0.02 inches (WARN)")
+
+    # 311 service requests, per request type.
+    max_request_midnight_share: float = Field(
+        default=0.05, ge=0, le=1,
+        description="share of a timed request type's records created at exactly 00:00:00 local time "
+                    "(WARN): such records are date-only in disguise")
+    max_repeated_request_number_share: float = Field(
+        default=0.05, ge=0, le=1,
+        description="share of raw 311 rows whose request number appears on another raw row of the "
+                    "same type (WARN); staging keeps the latest version")
+    max_duplicate_status_share: float = Field(
+        default=0.25, ge=0, le=1,
+        description="share of a request type's records marked as duplicates of an earlier request (WARN)")
+    max_unlocated_request_share: float = Field(
+        default=0.05, ge=0, le=1,
+        description="share of a request type's records quarantined (no date, no usable location) (WARN)")
+    min_request_volume_records: int = Field(
+        default=30, ge=1,
+        description="requests a type needs in the trailing baseline before it vanishing is flagged, "
+                    "and in a month before it appearing is flagged")
+
+    # Boundary layers, per layer.
+    max_boundary_repaired_share: float = Field(
+        default=0.05, ge=0, le=1,
+        description="share of a layer's delivered features whose invalid polygon was repaired (WARN)")
+    max_boundary_quarantined_features: int = Field(
+        default=0, ge=0, description="features of a layer left out as unusable geometry (WARN)")
+    max_boundary_overlap_share: float = Field(
+        default=0.001, ge=0, le=1,
+        description="area shared by features of one layer, as a share of the layer's area (WARN)")
+
+    # Demographics.
+    max_income_to_median_ratio: float = Field(
+        default=20.0, gt=1,
+        description="per-capita income above this multiple of its table's median looks like a sum "
+                    "over the area rather than a per-person figure (WARN)")
 
     @model_validator(mode="after")
     def check_levels(self) -> "AuditConfig":

@@ -610,7 +610,9 @@ def test_philadelphia_skips_rules() -> None:
     _, skipped = active_rules(load_jurisdiction("philadelphia"))
 
     assert set(skipped) == {"crime_beat_district_consistency", "crime_dst_local_times", "crime_late_updates",
-                            "hourly_weather_drift_audit", "hourly_weather_coverage"}
+                            "hourly_weather_drift_audit", "hourly_weather_coverage", "weather_station_coverage",
+                            "hourly_weather_gaps", "weather_daily_precipitation", "service_request_quality",
+                            "service_request_volume", "demographic_rows", "cell_demographics"}
 
 
 def test_chicago_runs_every_rule() -> None:
