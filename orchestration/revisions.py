@@ -7,9 +7,9 @@ the same record read from a renamed file is unchanged. A changed record touches 
 its old time and the partition of its new time: the counts of both hours are stale, and so are
 the features and scores that read them.
 
-Times are turned into UTC hours with the same rules staging applies: ``time_basis: utc`` values
-are instants; local wall-clock values take the first occurrence of an ambiguous fall-back time and
-move a nonexistent spring-forward time forward by the gap (see macros/local_to_utc.sql).
+Times are turned into UTC hours with the rules staging applies. ``time_basis: utc`` values are
+instants. Local wall-clock values take the first occurrence of an ambiguous fall-back time, and a
+nonexistent spring-forward time moves forward by the gap (see macros/local_to_utc.sql).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def compare_versions(stored: pl.DataFrame, incoming: pl.DataFrame,
 def parse_times(column: pl.Expr, jurisdiction: JurisdictionConfig) -> pl.Expr:
     """Parse crime time strings with the extract format, then the API format, as naive timestamps.
 
-    The result is local or UTC as ``crimes.time_basis`` says; values matching neither format are null.
+    The result is local or UTC, following ``crimes.time_basis``. Values matching neither format are null.
     """
     crimes = jurisdiction.crimes
     formats = [crimes.timestamp_format] + ([crimes.api.timestamp_format] if crimes.api else [])

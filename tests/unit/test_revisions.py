@@ -1,7 +1,7 @@
 """Re-ingesting extracts: nothing changes for the same file; a corrected record names its partitions.
 
-The pure comparison runs on small frames; the ingest runs the real raw asset in Dagster against a
-DuckDB file three times (first load, the same extract again, then a corrected extract).
+The pure comparison runs on small frames. The ingest runs the real raw asset in Dagster against a
+DuckDB file three times: first load, the same extract again, then a corrected extract.
 """
 
 from __future__ import annotations
