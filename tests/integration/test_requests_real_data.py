@@ -21,13 +21,14 @@ import pytest
 import shapely
 import yaml
 
-from orchestration.assets.raw_geography import raw_boundaries, raw_cells
+from orchestration.assets.raw_geography import raw_boundaries, raw_cells, raw_demographics
 from orchestration.assets.raw_requests import raw_service_requests
 from orchestration.dbt import DBT_PROJECT_DIR, dbt_environment, dbt_executable, dbt_vars
 from orchestration.jurisdiction import RUNS_DIR, load_jurisdiction
 from orchestration.resources import RiskcastResource
 from orchestration.settings import RiskcastSettings
 from orchestration.sources.boundaries import LocalBoundarySource
+from orchestration.sources.demographics import LocalDemographicsSource
 from orchestration.sources.service_requests import LocalServiceRequestSource
 from orchestration.warehouse import connect
 from tests.conftest import SHARED_DATA
@@ -108,10 +109,11 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     home = folder / "home"
 
     result = dg.materialize(
-        [raw_service_requests, raw_boundaries, raw_cells],
+        [raw_service_requests, raw_boundaries, raw_cells, raw_demographics],
         resources={"riskcast": RiskcastResource(run_config_path=str(run_file), home=str(home)),
                    "requests_source": LocalServiceRequestSource(folder=str(CHICAGO)),
-                   "boundary_source": LocalBoundarySource(folder=str(CHICAGO))},
+                   "boundary_source": LocalBoundarySource(folder=str(CHICAGO)),
+                   "demographics_source": LocalDemographicsSource(folder=str(CHICAGO))},
         instance=dg.DagsterInstance.ephemeral(),
     )
     assert result.success
@@ -121,7 +123,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     settings = RiskcastSettings(home=home, jurisdiction="chicago")
     completed = subprocess.run(
         [dbt_executable(), "build", "--select", "+fct_cell_day_requests", "+quarantine_service_requests",
-         "dim_cells", "assert_date_only_requests_have_no_hour", "--indirect-selection", "cautious",
+         "+dim_cells", "assert_date_only_requests_have_no_hour", "--indirect-selection", "cautious",
          "--vars", json.dumps(dbt_vars(load_jurisdiction("chicago"))),
          "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
          "--target-path", str(folder / "target")],
