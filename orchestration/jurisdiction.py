@@ -110,7 +110,7 @@ class CrimeSourceConfig(BaseModel):
 
 
 class OffenseCode(BaseModel):
-    """What one offense code means: its name, its category and any target groups it belongs to."""
+    """Meaning of one offense code: its name, its category and the target groups it belongs to."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,4 +1,4 @@
-"""Which crime records an ingest changed, and which hourly partitions must be rebuilt for them.
+"""Crime records an ingest changed, and the hourly partitions that must be rebuilt for them.
 
 Portals revise published records: a corrected category, moved coordinates, a changed time. Raw
 storage keeps one table per source, so an ingest compares the incoming rows with the stored ones

@@ -111,15 +111,14 @@ def read_raw_table(warehouse: Path, table: str) -> pl.DataFrame | None:
 
 
 def crime_watermark(frame: pl.DataFrame, jurisdiction: JurisdictionConfig) -> str | None:
-    """The latest revision time in an extract (its latest event time when it has no ``updated_on``),
-    as an ISO 8601 UTC hour."""
+    """Return the latest revision hour (UTC, ISO 8601) in an extract, or its latest event hour without ``updated_on``."""
     column = "updated_on" if frame["updated_on"].drop_nulls().len() else "date"
     hours = utc_hours(frame[column].drop_nulls(), jurisdiction).drop_nulls()
     return hours.max().isoformat() if hours.len() else None
 
 
 def time_range_metadata(frame: pl.DataFrame, jurisdiction: JurisdictionConfig) -> dict[str, dg.MetadataValue]:
-    """The first and last event hour (UTC) in the rows."""
+    """Return the first and last event hour (UTC) in the rows as metadata."""
     hours = utc_hours(frame["date"].drop_nulls(), jurisdiction).drop_nulls()
     if not hours.len():
         return {}
@@ -362,7 +361,7 @@ def write_parquet_copy(warehouse: Path, raw_dir: Path, table: str) -> None:
 
 
 def offense_code_frame(jurisdiction: JurisdictionConfig) -> pl.DataFrame:
-    """The jurisdiction's offense-code mapping as one row per code.
+    """Build the jurisdiction's offense-code mapping as one row per code.
 
     ``is_violent`` is true when ``violent`` is the code's category or one of its groups.
     """
@@ -383,7 +382,7 @@ def offense_code_frame(jurisdiction: JurisdictionConfig) -> pl.DataFrame:
 
 @dg.asset(group_name="raw", kinds={"duckdb", "parquet"})
 def raw_offense_codes(context: dg.AssetExecutionContext, riskcast: RiskcastResource) -> dg.MaterializeResult:
-    """The jurisdiction file's offense codes with their categories and target groups."""
+    """Offense codes from the jurisdiction file, with their categories and target groups."""
     jurisdiction = riskcast.jurisdiction()
     settings = riskcast.settings()
     frame = offense_code_frame(jurisdiction)

@@ -4,7 +4,7 @@
 -- and ties between identical versions, or a portal without updated_on, keep the row that appears
 -- last in the extracts.
 --
--- crime_time_basis says what the extract's times are. 'local' (Chicago's Date): wall-clock times
+-- crime_time_basis gives the time basis of the extract's times. 'local' (Chicago's Date): wall-clock times
 -- in the jurisdiction's zone, converted to UTC by local_to_utc's documented DST rule. 'utc'
 -- (Philadelphia's dispatch_date_time): instants that carry an offset, so there is no ambiguous or
 -- nonexistent hour, and the local time is derived from them.
