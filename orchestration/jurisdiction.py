@@ -807,6 +807,9 @@ class AuditConfig(BaseModel):
         return self
 
 
+DEFAULT_TARGETS = ("violent", "robbery", "property")
+
+
 class JurisdictionConfig(BaseModel):
     """One city's data layout and conventions."""
 
@@ -831,6 +834,12 @@ class JurisdictionConfig(BaseModel):
     boundaries: BoundariesConfig = BoundariesConfig()
     demographics: DemographicsConfig | None = None
     audit: AuditConfig = AuditConfig()
+    targets: list[str] | None = Field(
+        default=None, min_length=1,
+        description="what Riskcast forecasts: categories or groups of offense_codes. Each target "
+                    "gets its own ensemble and scores; the first is the primary target that the "
+                    "reports lead with. Left out, it is those of violent, robbery and property "
+                    "that offense_codes names")
 
     @model_validator(mode="after")
     def check_time_zone(self) -> "JurisdictionConfig":
@@ -849,6 +858,30 @@ class JurisdictionConfig(BaseModel):
             raise ValueError("offense_codes lists the same code twice after trimming and upper-casing")
         self.offense_codes = normalised
         return self
+
+    @model_validator(mode="after")
+    def check_targets(self) -> "JurisdictionConfig":
+        known = self.crime_groups
+        if self.targets is None:
+            self.targets = [target for target in DEFAULT_TARGETS if target in known]
+            if not self.targets:
+                raise ValueError(f"offense_codes names none of the default targets {list(DEFAULT_TARGETS)}; "
+                                 f"set targets to categories or groups it names: {known}")
+            return self
+        unknown = [target for target in self.targets if target not in known]
+        if unknown:
+            raise ValueError(f"targets {unknown} are neither a category nor a group in offense_codes "
+                             f"(known: {known}); add them to offense_codes or remove them from targets")
+        if len(set(self.targets)) != len(self.targets):
+            raise ValueError(f"targets lists a name twice: {self.targets}")
+        return self
+
+    @property
+    def crime_groups(self) -> list[str]:
+        """Every category and group named in offense_codes, sorted: the crime counts features track."""
+        names = {code.category for code in self.offense_codes.values()}
+        names.update(group for code in self.offense_codes.values() for group in code.groups)
+        return sorted(names)
 
     @model_validator(mode="after")
     def check_service_request_datasets(self) -> "JurisdictionConfig":

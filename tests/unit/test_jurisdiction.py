@@ -380,6 +380,27 @@ def test_empty_offense_codes_are_rejected(tmp_path: Path) -> None:
     assert "offense_codes" in jurisdiction_error(tmp_path, content)
 
 
+def test_default_targets_are_those_the_mapping_names(tmp_path: Path) -> None:
+    content = chicago_content()
+    content["offense_codes"] = {"03": {"offense": "Robbery", "category": "violent", "groups": ["robbery"]},
+                                "18": {"offense": "Narcotics", "category": "other"}}
+
+    config = load_jurisdiction(str(write_jurisdiction(tmp_path, content)))
+
+    assert config.targets == ["violent", "robbery"]
+    assert config.crime_groups == ["other", "robbery", "violent"]
+
+
+def test_target_missing_from_the_mapping_is_rejected(tmp_path: Path) -> None:
+    content = chicago_content()
+    content["targets"] = ["violent", "burglary", "arson"]
+
+    message = jurisdiction_error(tmp_path, content)
+
+    assert "targets ['arson']" in message
+    assert "offense_codes" in message
+
+
 def test_group_names_must_be_identifiers(tmp_path: Path) -> None:
     content = chicago_content()
     content["offense_codes"] = {"03": {"offense": "Robbery", "category": "violent", "groups": ["Armed Robbery"]}}
