@@ -49,7 +49,7 @@ FEATURE_SCHEMA: dict[str, pl.DataType] = {
     "relative_humidity": pl.Float32,
     "wind_speed_mph": pl.Float32,
     "weather_missing": pl.Boolean,
-    "violent_count": pl.Int16,
+    "label_violent": pl.Int16,
 }
 
 
@@ -144,7 +144,7 @@ def build_cell_hour_features(
         columns[name] = trailing_sums(violent, window, LOOKBACK_HOURS).astype(np.int16)
     columns["crime_7d"] = trailing_sums(crimes, ALL_CRIME_WINDOW_HOURS, LOOKBACK_HOURS).astype(np.int32)
     columns["hours_since_violent"] = hours_since_last(violent, LOOKBACK_HOURS, LOOKBACK_HOURS)
-    columns["violent_count"] = violent[LOOKBACK_HOURS:].astype(np.int16)
+    columns["label_violent"] = violent[LOOKBACK_HOURS:].astype(np.int16)
 
     hours = hour_range(start, end)
     n_cells = len(cells)

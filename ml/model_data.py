@@ -6,8 +6,8 @@ every horizon: its inputs are the state at the cut-off (lagged counts, last obse
 the calendar of the target hour, and the horizon itself.
 
 For training, every (cell, cut-off hour) row of the training window gets one horizon drawn
-uniformly from 1..H with a seeded generator. Its label is whether the cell had a violent incident
-in the target hour. Targets past the window's end are left out, so no label comes from after the
+uniformly from 1..H with a seeded generator. Its label is whether the cell had an incident of the
+target in the target hour. Targets past the window's end are left out, so no label comes from after the
 training cut-off.
 """
 
@@ -18,25 +18,26 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from ml.feature_registry import CALENDAR_COLUMNS, label_column, state_columns
 from ml.features import calendar_features
 
 logger = logging.getLogger(__name__)
 
-STATE_COLUMNS = (
-    "violent_1d", "violent_3d", "violent_7d", "violent_28d", "crime_7d", "hours_since_violent",
-    "temperature_f", "precipitation_in", "relative_humidity", "wind_speed_mph", "weather_missing",
-)
 TARGET_COLUMNS = (
     "target_local_hour", "target_hour_sin", "target_hour_cos", "target_day_of_week",
     "target_weekday_sin", "target_weekday_cos", "target_month", "target_is_holiday",
 )
-MODEL_INPUTS = STATE_COLUMNS + TARGET_COLUMNS + ("horizon_hours",)
+
+
+def model_inputs(state: list[str]) -> list[str]:
+    """Column order of the model matrix: cut-off state, target-hour calendar, then the horizon."""
+    return [*state, *TARGET_COLUMNS, "horizon_hours"]
 
 
 @dataclass(frozen=True)
 class TrainingSet:
-    features: np.ndarray        # float32, rows x len(MODEL_INPUTS)
-    labels: np.ndarray          # int8, 1 when the target hour had a violent incident
+    features: np.ndarray        # float32, rows x len(feature_names)
+    labels: np.ndarray          # int8, 1 when the target hour had an incident of the target
     target_hours: np.ndarray    # int64 hours since 1970-01-01 UTC, for time-based splits
     feature_names: list[str]
 
@@ -56,7 +57,7 @@ def target_calendar_matrix(local_hour: np.ndarray, day_of_week: np.ndarray, mont
     ]).astype(np.float32)
 
 
-def panel_arrays(panel: pl.DataFrame, columns: tuple[str, ...], n_cells: int) -> dict[str, np.ndarray]:
+def panel_arrays(panel: pl.DataFrame, columns: list[str] | tuple[str, ...], n_cells: int) -> dict[str, np.ndarray]:
     """Reshape columns of a panel sorted by (hour, cell_id) into [hours, cells] arrays."""
     n_hours = panel.height // n_cells
     arrays = {}
@@ -67,15 +68,26 @@ def panel_arrays(panel: pl.DataFrame, columns: tuple[str, ...], n_cells: int) ->
 
 
 def build_training_set(panel: pl.DataFrame, n_cells: int, horizon_hours: int,
-                       rng: np.random.Generator) -> TrainingSet:
-    """Draw one horizon per (cut-off hour, cell) row and pair its state with its target's label."""
+                       rng: np.random.Generator, target: str) -> TrainingSet:
+    """Draw one horizon per (cut-off hour, cell) row and pair its state with the target's label.
+
+    ``target`` names a label column ``label_<target>`` of the panel (a category or group such as
+    violent, robbery or property). The same seed gives the same horizons for every target.
+    """
     if panel.height == 0 or panel.height % n_cells:
         raise ValueError(f"feature panel has {panel.height} rows, not a whole number of hours "
                          f"for {n_cells} cells; rebuild the features for the training window")
+    label = label_column(target)
+    if label not in panel.columns:
+        labels_present = [name for name in panel.columns if name.startswith("label_")]
+        raise ValueError(f"the feature panel has no label for target {target!r} (column {label}); it "
+                         f"has {labels_present}. Add the target to the jurisdiction's targets and "
+                         f"rebuild the features")
     n_hours = panel.height // n_cells
-    state = panel_arrays(panel, STATE_COLUMNS, n_cells)
-    calendar = panel_arrays(panel, ("local_hour", "day_of_week", "month", "is_holiday"), n_cells)
-    violent = panel["violent_count"].to_numpy().reshape(n_hours, n_cells)
+    state_names = state_columns(panel.columns)
+    state = panel_arrays(panel, state_names, n_cells)
+    calendar = panel_arrays(panel, CALENDAR_COLUMNS, n_cells)
+    counts = panel[label].to_numpy().reshape(n_hours, n_cells)
     hours = panel["hour"].dt.epoch("s").to_numpy().reshape(n_hours, n_cells)[:, 0] // 3600
 
     horizons = rng.integers(1, horizon_hours + 1, size=(n_hours, n_cells))
@@ -85,25 +97,35 @@ def build_training_set(panel: pl.DataFrame, n_cells: int, horizon_hours: int,
     cell_index = np.broadcast_to(np.arange(n_cells), (n_hours, n_cells))
 
     cutoffs, cells, targets = cutoff_index[keep], cell_index[keep], target_index[keep]
-    state_matrix = np.column_stack([state[name][cutoffs, cells] for name in STATE_COLUMNS])
+    state_matrix = np.column_stack([state[name][cutoffs, cells] for name in state_names])
     target_matrix = target_calendar_matrix(*(calendar[name][targets, 0] for name in
                                              ("local_hour", "day_of_week", "month", "is_holiday")))
     features = np.column_stack([state_matrix, target_matrix,
                                 horizons[keep].astype(np.float32)]).astype(np.float32)
-    labels = (violent[targets, cells] > 0).astype(np.int8)
+    labels = (counts[targets, cells] > 0).astype(np.int8)
 
-    logger.info("training set: %d rows from %d hours x %d cells, %d positives (base rate %.5f)",
-                labels.size, n_hours, n_cells, int(labels.sum()), labels.mean() if labels.size else 0.0)
-    return TrainingSet(features, labels, hours[targets].astype(np.int64), list(MODEL_INPUTS))
+    logger.info("training set for %s: %d rows from %d hours x %d cells, %d positives (base rate %.5f)",
+                target, labels.size, n_hours, n_cells, int(labels.sum()), labels.mean() if labels.size else 0.0)
+    return TrainingSet(features, labels, hours[targets].astype(np.int64), model_inputs(state_names))
 
 
 def build_scoring_frame(cutoff_rows: pl.DataFrame, horizon_hours: int, time_zone: str,
-                        holiday_country: str, holiday_subdivision: str | None) -> tuple[pl.DataFrame, np.ndarray]:
+                        holiday_country: str, holiday_subdivision: str | None,
+                        feature_names: list[str] | None = None) -> tuple[pl.DataFrame, np.ndarray]:
     """Expand feature rows at cut-off hours into one row per (issued_at, cell, horizon).
 
-    Returns the key frame (issued_at, cell_id, hour, horizon_hours) and the float32 input matrix
-    in ``MODEL_INPUTS`` order.
+    Returns the key frame (issued_at, cell_id, hour, horizon_hours) and the float32 input matrix.
+    ``feature_names`` is the column order a trained model expects (its training set's
+    ``feature_names``); without it, the order is ``model_inputs`` of the rows' state columns.
     """
+    state_names = state_columns(cutoff_rows.columns)
+    expected = model_inputs(state_names)
+    if feature_names is not None and feature_names != expected:
+        missing = [name for name in feature_names if name not in expected]
+        extra = [name for name in expected if name not in feature_names]
+        raise ValueError(f"the model was trained on other features than the feature rows hold "
+                         f"(model only: {missing}; rows only: {extra}); retrain the ensemble on "
+                         f"features built by this version, or rebuild the features")
     n_rows = cutoff_rows.height
     horizons = np.tile(np.arange(1, horizon_hours + 1), n_rows)
     row_index = np.repeat(np.arange(n_rows), horizon_hours)
@@ -119,7 +141,7 @@ def build_scoring_frame(cutoff_rows: pl.DataFrame, horizon_hours: int, time_zone
     calendar = calendar_features(distinct_targets, time_zone, holiday_country, holiday_subdivision)
     target_calendar = keys.select("hour").join(calendar, on="hour", how="left", maintain_order="left")
 
-    state = np.column_stack([cutoff_rows[name].cast(pl.Float32).to_numpy() for name in STATE_COLUMNS])
+    state = np.column_stack([cutoff_rows[name].cast(pl.Float32).to_numpy() for name in state_names])
     target_matrix = target_calendar_matrix(
         *(target_calendar[name].cast(pl.Float32).to_numpy() for name in
           ("local_hour", "day_of_week", "month", "is_holiday")))

@@ -74,7 +74,7 @@ def build_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
 
                 rows += frame.height
                 weather_missing += int(frame["weather_missing"].sum())
-                positives += int((frame["violent_count"] > 0).sum())
+                positives += int((frame["label_violent"] > 0).sum())
                 context.log.info(f"features {piece_start.isoformat()} to {piece_end.isoformat()}: "
                                  f"{frame.height} rows for {len(cells)} cells")
 

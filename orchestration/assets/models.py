@@ -80,7 +80,8 @@ def risk_ensemble(context: dg.AssetExecutionContext, riskcast: RiskcastResource)
     with connect(settings.warehouse_path, read_only=True) as connection:
         n_cells = connection.sql("SELECT count(*) FROM marts.dim_cells").fetchone()[0]
     panel = read_window(settings.features_dir, window.start, window.end, n_cells)
-    training = build_training_set(panel, n_cells, run.horizon_hours, np.random.default_rng(run.seed))
+    training = build_training_set(panel, n_cells, run.horizon_hours, np.random.default_rng(run.seed),
+                                  target="violent")
     del panel
     context.log.info(f"{jurisdiction.name}: training on {training.labels.size} rows, "
                      f"{int(training.labels.sum())} positives, {window.start} to {window.end}")

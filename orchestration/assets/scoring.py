@@ -88,7 +88,8 @@ def build_scoring_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDef
         for piece_start, piece_end in chunks(start, end, CHUNK):
             cutoff_rows = read_window(settings.features_dir, piece_start, piece_end, n_cells)
             keys, features = build_scoring_frame(cutoff_rows, run.horizon_hours, jurisdiction.time_zone,
-                                                 jurisdiction.holiday_country, jurisdiction.holiday_subdivision)
+                                                 jurisdiction.holiday_country, jurisdiction.holiday_subdivision,
+                                                 ensemble.feature_names)
             pieces.append(relative_risk(keys, ensemble.predict_proba(features)))
             context.log.info(f"scored issue hours {piece_start.isoformat()} to {piece_end.isoformat()}: "
                              f"{keys.height} rows with {model_id}")

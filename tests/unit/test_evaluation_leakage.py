@@ -61,7 +61,7 @@ def test_label_is_the_target_hour_itself() -> None:
     features = build_cell_hour_features(["T1"], one_incident_counts(), None, START, START + timedelta(hours=240),
                                         "America/Chicago")
 
-    labelled = features.filter(pl.col("violent_count") > 0)["hour"].to_list()
+    labelled = features.filter(pl.col("label_violent") > 0)["hour"].to_list()
 
     assert labelled == [datetime(2024, 1, 5, 10, tzinfo=UTC)]
 

@@ -61,8 +61,8 @@ def test_label_is_count_in_hour(one_incident: pl.DataFrame) -> None:
     features = build_cell_hour_features(["A", "B"], one_incident, None, at(2024, 1, 5), at(2024, 1, 6),
                                         "America/Chicago")
 
-    assert value(features, "A", at(2024, 1, 5, 10), "violent_count") == 1
-    assert features["violent_count"].sum() == 1
+    assert value(features, "A", at(2024, 1, 5, 10), "label_violent") == 1
+    assert features["label_violent"].sum() == 1
 
 
 def test_longer_windows_and_recency(one_incident: pl.DataFrame) -> None:
@@ -146,7 +146,7 @@ def test_backfill_shapes_give_identical_files(tmp_path: Path) -> None:
     one_run = read_all(tmp_path / "one_run")
 
     assert one_run.height == 50
-    assert one_run["violent_count"].sum() == 3
+    assert one_run["label_violent"].sum() == 3
     assert one_run.equals(read_all(tmp_path / "per_hour"))
     assert one_run.equals(read_all(tmp_path / "chunks"))
     for name in ("day=2023-11-05.parquet", "day=2023-11-06.parquet"):

@@ -9,7 +9,8 @@ import polars as pl
 import pytest
 
 from ml.features import build_cell_hour_features
-from ml.model_data import MODEL_INPUTS, build_scoring_frame, build_training_set
+from ml.feature_registry import state_columns
+from ml.model_data import build_scoring_frame, build_training_set, model_inputs
 
 UTC = timezone.utc
 
@@ -30,7 +31,7 @@ def two_cell_panel() -> pl.DataFrame:
 def test_training_labels_match_target_hour() -> None:
     violent = [datetime(2024, 1, 3, h, tzinfo=UTC) for h in (2, 9, 20)]
     frame = panel({"A": violent}, datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 6, tzinfo=UTC))
-    training = build_training_set(frame, 1, 72, np.random.default_rng(1))
+    training = build_training_set(frame, 1, 72, np.random.default_rng(1), "violent")
     violent_targets = [int(hour.timestamp() // 3600) for hour in violent]
     expected = np.isin(training.target_hours, violent_targets).astype(np.int8)
 
@@ -39,32 +40,32 @@ def test_training_labels_match_target_hour() -> None:
 
 
 def test_horizons_cover_range_without_lookahead(two_cell_panel: pl.DataFrame) -> None:
-    training = build_training_set(two_cell_panel, 2, 72, np.random.default_rng(2))
-    horizon = training.features[:, MODEL_INPUTS.index("horizon_hours")]
+    training = build_training_set(two_cell_panel, 2, 72, np.random.default_rng(2), "violent")
+    horizon = training.features[:, training.feature_names.index("horizon_hours")]
     window_end_hour = int(datetime(2024, 1, 6, tzinfo=UTC).timestamp() // 3600)
 
     assert horizon.min() >= 1
     assert horizon.max() <= 72
     assert training.target_hours.max() < window_end_hour
-    assert training.features.shape[1] == len(MODEL_INPUTS)
+    assert training.features.shape[1] == len(training.feature_names)
     assert training.features.dtype == np.float32
 
 
 def test_state_comes_from_cutoff_hour() -> None:
     violent = [datetime(2024, 1, 3, 12, tzinfo=UTC)]
     frame = panel({"A": violent}, datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 5, tzinfo=UTC))
-    training = build_training_set(frame, 1, 1, np.random.default_rng(3))
+    training = build_training_set(frame, 1, 1, np.random.default_rng(3), "violent")
     target_of_event = int(violent[0].timestamp() // 3600)
     row = int(np.flatnonzero(training.target_hours == target_of_event)[0])
 
     assert training.labels[row] == 1
-    assert training.features[row, MODEL_INPUTS.index("violent_1d")] == 0
-    assert training.features[row, MODEL_INPUTS.index("horizon_hours")] == 1
+    assert training.features[row, training.feature_names.index("violent_1d")] == 0
+    assert training.features[row, training.feature_names.index("horizon_hours")] == 1
 
 
 def test_same_seed_same_training_set(two_cell_panel: pl.DataFrame) -> None:
-    first = build_training_set(two_cell_panel, 2, 72, np.random.default_rng(5))
-    second = build_training_set(two_cell_panel, 2, 72, np.random.default_rng(5))
+    first = build_training_set(two_cell_panel, 2, 72, np.random.default_rng(5), "violent")
+    second = build_training_set(two_cell_panel, 2, 72, np.random.default_rng(5), "violent")
 
     assert np.array_equal(first.features, second.features, equal_nan=True)
     assert np.array_equal(first.labels, second.labels)
@@ -72,7 +73,7 @@ def test_same_seed_same_training_set(two_cell_panel: pl.DataFrame) -> None:
 
 def test_ragged_panel_rejected(two_cell_panel: pl.DataFrame) -> None:
     with pytest.raises(ValueError, match="not a whole number of hours"):
-        build_training_set(two_cell_panel.head(3), 2, 72, np.random.default_rng(0))
+        build_training_set(two_cell_panel.head(3), 2, 72, np.random.default_rng(0), "violent")
 
 
 def test_scoring_frame_covers_every_horizon(two_cell_panel: pl.DataFrame) -> None:
@@ -81,21 +82,36 @@ def test_scoring_frame_covers_every_horizon(two_cell_panel: pl.DataFrame) -> Non
     keys, features = build_scoring_frame(cutoff_rows, 72, "America/Chicago", "US", "IL")
 
     assert keys.height == 2 * 2 * 72
-    assert features.shape == (2 * 2 * 72, len(MODEL_INPUTS))
+    assert features.shape == (2 * 2 * 72, len(model_inputs(state_columns(cutoff_rows.columns))))
     first = keys.filter((pl.col("cell_id") == "A") & (pl.col("issued_at") == datetime(2024, 1, 4, tzinfo=UTC)))
     assert first["horizon_hours"].to_list() == list(range(1, 73))
     assert first["hour"].min() == datetime(2024, 1, 4, tzinfo=UTC)
     assert first["hour"].max() == datetime(2024, 1, 6, 23, tzinfo=UTC)
 
 
+def test_scoring_rejects_a_model_trained_on_other_features(two_cell_panel: pl.DataFrame) -> None:
+    cutoff_rows = two_cell_panel.filter(pl.col("hour") == datetime(2024, 1, 3, 21, tzinfo=UTC))
+    names = model_inputs(state_columns(cutoff_rows.columns))
+    trained_on = [name for name in names if name != "crime_7d"] + ["violent_2d"]
+
+    with pytest.raises(ValueError, match=r"model only: \['violent_2d'\]; rows only: \['crime_7d'\]"):
+        build_scoring_frame(cutoff_rows, 72, "America/Chicago", "US", "IL", trained_on)
+
+
+def test_training_needs_the_target_label(two_cell_panel: pl.DataFrame) -> None:
+    with pytest.raises(ValueError, match="no label for target 'burglary'"):
+        build_training_set(two_cell_panel, 2, 72, np.random.default_rng(0), "burglary")
+
+
 def test_scoring_state_repeats_across_horizons(two_cell_panel: pl.DataFrame) -> None:
     cutoff_rows = two_cell_panel.filter(pl.col("hour") == datetime(2024, 1, 3, 21, tzinfo=UTC))
     keys, features = build_scoring_frame(cutoff_rows, 72, "America/Chicago", "US", "IL")
-    column = MODEL_INPUTS.index("violent_1d")
+    names = model_inputs(state_columns(cutoff_rows.columns))
+    column = names.index("violent_1d")
     cell_a_rows = (keys["cell_id"] == "A").to_numpy()
 
     assert np.all(features[cell_a_rows, column] == 3)
     assert np.all(features[~cell_a_rows, column] == 0)
-    local_hours = features[cell_a_rows, MODEL_INPUTS.index("target_local_hour")]
+    local_hours = features[cell_a_rows, names.index("target_local_hour")]
     assert local_hours[0] == 15
     assert local_hours[1] == 16

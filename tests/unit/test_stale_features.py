@@ -93,8 +93,8 @@ def test_sensor_requests_the_stale_range(sensor_outcome: dict) -> None:
 
 
 def test_rebuilt_features_carry_the_correction(sensor_outcome: dict) -> None:
-    assert sensor_outcome["before"]["violent_count"] == 0
-    assert sensor_outcome["after"]["violent_count"] == 1
+    assert sensor_outcome["before"]["label_violent"] == 0
+    assert sensor_outcome["after"]["label_violent"] == 1
 
 
 def test_handled_revisions_are_not_requested_again(sensor_outcome: dict) -> None:
