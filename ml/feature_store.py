@@ -4,6 +4,11 @@ Writing a window ``[start, end)`` replaces exactly the rows of those hours: for 
 touches, rows outside the window are kept, rows inside are replaced, and the file is written to a
 temporary name and renamed into place. The same window written twice therefore gives the same
 bytes, and one run over a range, one run per hour, or chunks in any order give the same files.
+
+The columns depend on the jurisdiction's targets, crime groups and 311 types
+(``ml.feature_registry.panel_schema``). A day file built with other columns is replaced whole when
+the window covers the day; a partial rewrite of such a day is refused, and reading a window whose
+days disagree on their columns is refused too, since a model would otherwise see misaligned inputs.
 """
 
 from __future__ import annotations
@@ -15,13 +20,17 @@ from pathlib import Path
 
 import polars as pl
 
-from ml.features import FEATURE_SCHEMA, HOUR
+from ml.features import HOUR
 
 logger = logging.getLogger(__name__)
 
 
 class MissingFeaturesError(LookupError):
     """Feature rows for some requested hours have not been built."""
+
+
+class FeatureLayoutError(ValueError):
+    """Stored feature files were built with other columns than the ones at hand."""
 
 
 def day_file(root: Path, day: date) -> Path:
@@ -44,8 +53,9 @@ def write_window(root: Path, frame: pl.DataFrame, start: datetime, end: datetime
     for day in days_in(start, end):
         path = day_file(root, day)
         new_rows = frame.filter(pl.col("hour").dt.date() == day)
-        if path.exists():
+        if path.exists() and not covers_day(day, start, end):
             kept = pl.read_parquet(path).filter((pl.col("hour") < start) | (pl.col("hour") >= end))
+            check_same_columns(path, kept.columns, frame.columns, start, end)
             new_rows = pl.concat([kept, new_rows])
         new_rows = new_rows.sort(["hour", "cell_id"])
         temporary = path.with_suffix(".parquet.tmp")
@@ -54,6 +64,24 @@ def write_window(root: Path, frame: pl.DataFrame, start: datetime, end: datetime
     logger.info("wrote %d feature rows for %s to %s under %s", frame.height, start.isoformat(),
                 end.isoformat(), root)
     return frame.height
+
+
+def covers_day(day: date, start: datetime, end: datetime) -> bool:
+    """Whether ``[start, end)`` holds every UTC hour of ``day``."""
+    day_start = datetime(day.year, day.month, day.day, tzinfo=start.tzinfo)
+    return start <= day_start and day_start + timedelta(days=1) <= end
+
+
+def check_same_columns(path: Path, stored: list[str], built: list[str], start: datetime, end: datetime) -> None:
+    if stored == built:
+        return
+    only_stored = [name for name in stored if name not in built]
+    only_built = [name for name in built if name not in stored]
+    raise FeatureLayoutError(
+        f"{path} holds feature columns from another configuration (only stored: {only_stored[:5]}; only "
+        f"new: {only_built[:5]}); rebuilding {start.isoformat()} to {end.isoformat()} would mix them. "
+        f"Materialize cell_hour_features for whole days (or the whole range) after changing the "
+        f"jurisdiction's targets, offense codes or 311 datasets")
 
 
 def read_window(root: Path, start: datetime, end: datetime, n_cells: int) -> pl.DataFrame:
@@ -66,8 +94,12 @@ def read_window(root: Path, start: datetime, end: datetime, n_cells: int) -> pl.
             f"(first: {missing_days[0]}); materialize cell_hour_features for {start.isoformat()} "
             f"to {end.isoformat()} first"
         )
+    schemas = {path: list(pl.read_parquet_schema(path)) for path in paths}
+    first = schemas[paths[0]]
+    for path, columns in schemas.items():
+        check_same_columns(path, columns, first, start, end)
     frame = (
-        pl.scan_parquet(paths, schema=FEATURE_SCHEMA)
+        pl.scan_parquet(paths)
         .filter((pl.col("hour") >= start) & (pl.col("hour") < end))
         .sort(["hour", "cell_id"])
         .collect()

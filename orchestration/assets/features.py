@@ -6,14 +6,23 @@ it runs as one run, one run per hour or chunks.
 """
 
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import dagster as dg
 import polars as pl
 
+from ml.feature_registry import FeatureLayout, label_column, panel_schema
 from ml.feature_store import write_window
-from ml.features import HOUR, LOOKBACK_HOURS, build_cell_hour_features
+from ml.features import (
+    HOUR,
+    LOOKBACK_HOURS,
+    REQUEST_LOOKBACK_DAYS,
+    WEATHER_LOOKBACK_HOURS,
+    FeatureInputs,
+    build_cell_hour_features,
+)
 from orchestration.assets.audits import AUDITED_INPUTS
+from orchestration.jurisdiction import JurisdictionConfig
 from orchestration.partitions import chunks, run_window
 from orchestration.resources import RiskcastResource
 from orchestration.warehouse import connect
@@ -21,24 +30,68 @@ from orchestration.warehouse import connect
 CHUNK = timedelta(days=31)
 
 
-def read_cells(connection) -> list[str]:
-    return [row[0] for row in connection.sql("SELECT cell_id FROM marts.dim_cells ORDER BY cell_id").fetchall()]
+def feature_layout(jurisdiction: JurisdictionConfig) -> FeatureLayout:
+    """The panel's columns for a jurisdiction: its targets, categories and groups, and 311 types."""
+    categories = sorted({code.category for code in jurisdiction.offense_codes.values()})
+    groups = sorted(set(categories) | set(jurisdiction.targets))
+    request_types = set()
+    for dataset in jurisdiction.service_requests:
+        request_types.add(dataset.request_type)
+        request_types.update(dataset.type_labels.values())
+    return FeatureLayout(targets=tuple(jurisdiction.targets), groups=tuple(groups),
+                         categories=tuple(categories), request_types=tuple(sorted(request_types)),
+                         data_start=jurisdiction.data_start)
 
 
-def read_counts(connection, start: datetime, end: datetime) -> pl.DataFrame:
+def naive(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=None)
+
+
+def read_cells(connection) -> pl.DataFrame:
+    return connection.sql("SELECT cell_id, area_km2, population FROM marts.dim_cells ORDER BY cell_id").pl()
+
+
+def read_neighbours(connection) -> pl.DataFrame:
+    return connection.sql("SELECT cell_id, neighbour_id FROM marts.dim_cell_neighbours").pl()
+
+
+def read_crime_counts(connection, groups: list[str], start: datetime, end: datetime) -> pl.DataFrame:
     return connection.execute(
-        "SELECT cell_id, hour, crime_count, violent_count FROM marts.fct_cell_hour_crimes "
-        "WHERE hour >= ? AND hour < ? ORDER BY cell_id, hour",
-        [start.replace(tzinfo=None), end.replace(tzinfo=None)],
+        "SELECT cell_id, hour, crime_group, incidents FROM marts.fct_cell_hour_crime_groups "
+        "WHERE hour >= ? AND hour < ? AND list_contains(?, crime_group)",
+        [naive(start), naive(end), groups],
     ).pl().with_columns(pl.col("hour").dt.replace_time_zone("UTC"))
 
 
 def read_weather(connection, start: datetime, end: datetime) -> pl.DataFrame:
     return connection.execute(
-        "SELECT hour, temperature_f, precipitation_in, relative_humidity, wind_speed_mph, weather_missing "
-        "FROM marts.fct_hourly_weather WHERE hour >= ? AND hour < ? ORDER BY hour",
-        [start.replace(tzinfo=None), end.replace(tzinfo=None)],
+        "SELECT hour, temperature_f, precipitation_in, relative_humidity, wind_speed_mph, "
+        "precipitation_is_trace FROM marts.fct_hourly_weather WHERE hour >= ? AND hour < ? ORDER BY hour",
+        [naive(start), naive(end)],
     ).pl().with_columns(pl.col("hour").dt.replace_time_zone("UTC"))
+
+
+def read_requests(connection, first_day: date, last_day: date) -> pl.DataFrame:
+    return connection.execute(
+        "SELECT cell_id, local_date, request_type, requests FROM marts.fct_cell_day_requests "
+        "WHERE local_date >= ? AND local_date <= ?", [first_day, last_day]).pl()
+
+
+def read_inputs(connection, layout: FeatureLayout, cells: pl.DataFrame, neighbours: pl.DataFrame,
+                start: datetime, end: datetime) -> FeatureInputs:
+    """The warehouse rows that the features of ``[start, end)`` read, with their lookbacks."""
+    groups = sorted(set(layout.groups) | set(layout.categories) | {"unknown"})
+    requests = None
+    if layout.request_types:
+        requests = read_requests(connection, start.date() - timedelta(days=REQUEST_LOOKBACK_DAYS + 1),
+                                 end.date() + timedelta(days=1))
+    return FeatureInputs(
+        cells=cells,
+        neighbours=neighbours,
+        crime_counts=read_crime_counts(connection, groups, start - LOOKBACK_HOURS * HOUR, end),
+        weather=read_weather(connection, start - WEATHER_LOOKBACK_HOURS * HOUR, end),
+        requests=requests,
+    )
 
 
 def build_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
@@ -50,43 +103,48 @@ def build_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
         # stg_crimes__incidents is read only through fct_cell_hour_crimes, but a direct dependency
         # is what lets its blocking input audit stop this asset: Dagster blocks only the direct
         # children of a checked asset, and the dbt step builds both tables at once.
-        deps=["fct_cell_hour_crimes", "fct_hourly_weather", "dim_cells", *AUDITED_INPUTS],
+        deps=["fct_cell_hour_crimes", "fct_cell_hour_crime_groups", "dim_cell_neighbours",
+              "fct_cell_day_requests", "fct_hourly_weather", "dim_cells", *AUDITED_INPUTS],
         kinds={"polars", "parquet"},
     )
     def cell_hour_features(context: dg.AssetExecutionContext, riskcast: RiskcastResource) -> dg.MaterializeResult:
-        """Calendar, lagged violent counts, recent crime and last observed weather per cell and hour."""
+        """Calendar, weather, lagged crime, neighbour, 311 and cell features per cell and hour (ml.feature_registry)."""
         start, end = run_window(context)
         jurisdiction = riskcast.jurisdiction()
         settings = riskcast.settings()
+        layout = feature_layout(jurisdiction)
 
         rows = 0
         weather_missing = 0
-        positives = 0
+        positives = {target: 0 for target in layout.targets}
         with connect(settings.warehouse_path, read_only=True) as connection:
             cells = read_cells(connection)
+            neighbours = read_neighbours(connection)
             for piece_start, piece_end in chunks(start, end, CHUNK):
-                counts = read_counts(connection, piece_start - LOOKBACK_HOURS * HOUR, piece_end)
-                weather = read_weather(connection, piece_start - HOUR, piece_end - HOUR)
+                inputs = read_inputs(connection, layout, cells, neighbours, piece_start, piece_end)
                 frame = build_cell_hour_features(
-                    cells, counts, weather, piece_start, piece_end, jurisdiction.time_zone,
+                    inputs, layout, piece_start, piece_end, jurisdiction.time_zone,
                     jurisdiction.holiday_country, jurisdiction.holiday_subdivision)
                 write_window(settings.features_dir, frame, piece_start, piece_end)
 
                 rows += frame.height
-                weather_missing += int(frame["weather_missing"].sum())
-                positives += int((frame["label_violent"] > 0).sum())
+                weather_missing += int(frame["temperature_f_missing"].sum())
+                for target in layout.targets:
+                    positives[target] += int((frame[label_column(target)] > 0).sum())
                 context.log.info(f"features {piece_start.isoformat()} to {piece_end.isoformat()}: "
-                                 f"{frame.height} rows for {len(cells)} cells")
+                                 f"{frame.height} rows, {frame.width} columns for {cells.height} cells")
 
         context.log.info(f"partitions {context.partition_key_range.start} to "
                          f"{context.partition_key_range.end}: {rows} feature rows written")
         return dg.MaterializeResult(metadata={
             "dagster/row_count": dg.MetadataValue.int(rows),
-            "cells": dg.MetadataValue.int(len(cells)),
+            "cells": dg.MetadataValue.int(cells.height),
+            "columns": dg.MetadataValue.int(len(panel_schema(layout))),
             "window_start": dg.MetadataValue.text(start.isoformat()),
             "window_end": dg.MetadataValue.text(end.isoformat()),
-            "weather_missing_share": dg.MetadataValue.float(weather_missing / rows if rows else 0.0),
-            "violent_cell_hour_share": dg.MetadataValue.float(positives / rows if rows else 0.0),
+            "temperature_missing_share": dg.MetadataValue.float(weather_missing / rows if rows else 0.0),
+            "positive_cell_hour_share": dg.MetadataValue.json(
+                {target: count / rows if rows else 0.0 for target, count in positives.items()}),
             "path": dg.MetadataValue.path(str(settings.features_dir)),
         })
 

@@ -13,8 +13,9 @@ import numpy as np
 import polars as pl
 
 from ml.baselines import CompstatBaseline
-from ml.features import build_cell_hour_features
 from ml.sampling import time_split
+from tests.feature_inputs import features as build_features
+from tests.feature_inputs import violent_counts
 
 UTC = timezone.utc
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -40,15 +41,11 @@ def test_time_split_ignores_row_order() -> None:
 
 
 def one_incident_counts() -> pl.DataFrame:
-    return pl.DataFrame({"cell_id": ["T1"], "hour": [datetime(2024, 1, 5, 10, tzinfo=UTC)],
-                         "crime_count": [1], "violent_count": [1]},
-                        schema={"cell_id": pl.String, "hour": pl.Datetime("us", "UTC"),
-                                "crime_count": pl.Int64, "violent_count": pl.Int64})
+    return violent_counts([("T1", datetime(2024, 1, 5, 10, tzinfo=UTC))])
 
 
 def test_previous_24_hours_exclude_the_target_hour() -> None:
-    features = build_cell_hour_features(["T1"], one_incident_counts(), None, START, START + timedelta(hours=240),
-                                        "America/Chicago")
+    features = build_features(["T1"], one_incident_counts(), START, START + timedelta(hours=240), "America/Chicago")
     value = {row["hour"]: row["violent_1d"] for row in features.select("hour", "violent_1d").to_dicts()}
 
     assert value[datetime(2024, 1, 5, 10, tzinfo=UTC)] == 0
@@ -58,8 +55,7 @@ def test_previous_24_hours_exclude_the_target_hour() -> None:
 
 
 def test_label_is_the_target_hour_itself() -> None:
-    features = build_cell_hour_features(["T1"], one_incident_counts(), None, START, START + timedelta(hours=240),
-                                        "America/Chicago")
+    features = build_features(["T1"], one_incident_counts(), START, START + timedelta(hours=240), "America/Chicago")
 
     labelled = features.filter(pl.col("label_violent") > 0)["hour"].to_list()
 

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from ml.feature_store import MissingFeaturesError, read_window, write_window
-from ml.features import build_cell_hour_features
+from tests.feature_inputs import features as build, violent_counts
 
 UTC = timezone.utc
 
@@ -20,8 +20,7 @@ def at(*parts: int) -> datetime:
 
 
 def counts_frame(rows: list[tuple[str, datetime, int, int]]) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema={"cell_id": pl.String, "hour": pl.Datetime("us", "UTC"),
-                                      "crime_count": pl.Int64, "violent_count": pl.Int64}, orient="row")
+    return violent_counts([(cell, hour) for cell, hour, _, violent in rows for _ in range(violent)])
 
 
 def weather_frame(rows: list[tuple[datetime, float | None]]) -> pl.DataFrame:
@@ -31,7 +30,7 @@ def weather_frame(rows: list[tuple[datetime, float | None]]) -> pl.DataFrame:
         "precipitation_in": [0.0 if row[1] is not None else None for row in rows],
         "relative_humidity": [50.0 if row[1] is not None else None for row in rows],
         "wind_speed_mph": [5.0 if row[1] is not None else None for row in rows],
-        "weather_missing": [row[1] is None for row in rows],
+        "precipitation_is_trace": [False for _ in rows],
     }).with_columns(pl.col("hour").cast(pl.Datetime("us", "UTC")))
 
 
@@ -51,23 +50,23 @@ def value(frame: pl.DataFrame, cell: str, hour: datetime, column: str) -> object
     (at(2024, 1, 6, 11), 0),
 ])
 def test_previous_day_excludes_target_hour(one_incident: pl.DataFrame, hour: datetime, expected: int) -> None:
-    features = build_cell_hour_features(["A", "B"], one_incident, None, at(2024, 1, 1), at(2024, 1, 11),
-                                        "America/Chicago")
+    features = build(["A", "B"], one_incident, at(2024, 1, 1), at(2024, 1, 11),
+                     "America/Chicago")
 
     assert value(features, "A", hour, "violent_1d") == expected
 
 
 def test_label_is_count_in_hour(one_incident: pl.DataFrame) -> None:
-    features = build_cell_hour_features(["A", "B"], one_incident, None, at(2024, 1, 5), at(2024, 1, 6),
-                                        "America/Chicago")
+    features = build(["A", "B"], one_incident, at(2024, 1, 5), at(2024, 1, 6),
+                     "America/Chicago")
 
     assert value(features, "A", at(2024, 1, 5, 10), "label_violent") == 1
     assert features["label_violent"].sum() == 1
 
 
 def test_longer_windows_and_recency(one_incident: pl.DataFrame) -> None:
-    features = build_cell_hour_features(["A"], one_incident, None, at(2024, 1, 1), at(2024, 2, 10),
-                                        "America/Chicago")
+    features = build(["A"], one_incident, at(2024, 1, 1), at(2024, 2, 10),
+                     "America/Chicago")
 
     assert value(features, "A", at(2024, 1, 8, 10), "violent_3d") == 1
     assert value(features, "A", at(2024, 1, 8, 11), "violent_3d") == 0
@@ -79,27 +78,28 @@ def test_longer_windows_and_recency(one_incident: pl.DataFrame) -> None:
 
 
 def test_lags_read_counts_before_window(one_incident: pl.DataFrame) -> None:
-    features = build_cell_hour_features(["A"], one_incident, None, at(2024, 1, 6), at(2024, 1, 7),
-                                        "America/Chicago")
+    features = build(["A"], one_incident, at(2024, 1, 6), at(2024, 1, 7),
+                     "America/Chicago")
 
     assert value(features, "A", at(2024, 1, 6, 9), "violent_1d") == 1
 
 
 def test_weather_is_previous_hour() -> None:
     weather = weather_frame([(at(2024, 7, 4, 18), 80.0), (at(2024, 7, 4, 19), 84.0), (at(2024, 7, 4, 20), None)])
-    features = build_cell_hour_features(["A"], counts_frame([]), weather, at(2024, 7, 4, 19), at(2024, 7, 4, 23),
-                                        "America/Chicago")
+    features = build(["A"], counts_frame([]), at(2024, 7, 4, 19), at(2024, 7, 4, 23),
+                     "America/Chicago", weather=weather)
 
     assert value(features, "A", at(2024, 7, 4, 19), "temperature_f") == 80.0
+    assert value(features, "A", at(2024, 7, 4, 19), "temperature_f_missing") is False
     assert value(features, "A", at(2024, 7, 4, 20), "temperature_f") == 84.0
-    assert value(features, "A", at(2024, 7, 4, 21), "weather_missing") is True
-    assert value(features, "A", at(2024, 7, 4, 21), "temperature_f") is None
-    assert value(features, "A", at(2024, 7, 4, 22), "weather_missing") is True
+    assert value(features, "A", at(2024, 7, 4, 21), "temperature_f_missing") is True
+    assert value(features, "A", at(2024, 7, 4, 21), "temperature_f") == 50.0
+    assert value(features, "A", at(2024, 7, 4, 22), "temperature_f_missing") is True
 
 
 def test_calendar_is_local_time() -> None:
-    features = build_cell_hour_features(["A"], counts_frame([]), None, at(2024, 7, 4, 0), at(2024, 7, 4, 12),
-                                        "America/Chicago", "US", "IL")
+    features = build(["A"], counts_frame([]), at(2024, 7, 4, 0), at(2024, 7, 4, 12),
+                     "America/Chicago", country="US", subdivision="IL")
 
     assert value(features, "A", at(2024, 7, 4, 5), "local_hour") == 0
     assert value(features, "A", at(2024, 7, 4, 5), "is_holiday") is True
@@ -108,8 +108,8 @@ def test_calendar_is_local_time() -> None:
 
 
 def test_dst_day_has_every_utc_hour() -> None:
-    features = build_cell_hour_features(["A", "B"], counts_frame([]), None, at(2023, 11, 5, 5), at(2023, 11, 6, 6),
-                                        "America/Chicago")
+    features = build(["A", "B"], counts_frame([]), at(2023, 11, 5, 5), at(2023, 11, 6, 6),
+                     "America/Chicago")
 
     assert features.height == 25 * 2
     assert features["hour"].n_unique() == 25
@@ -118,13 +118,13 @@ def test_dst_day_has_every_utc_hour() -> None:
 
 def test_empty_window_rejected() -> None:
     with pytest.raises(ValueError, match="must be after start"):
-        build_cell_hour_features(["A"], counts_frame([]), None, at(2024, 1, 2), at(2024, 1, 1), "UTC")
+        build(["A"], counts_frame([]), at(2024, 1, 2), at(2024, 1, 1), "UTC")
 
 
 def range_features(start: datetime, end: datetime) -> pl.DataFrame:
     counts = counts_frame([("A", at(2023, 11, 5, 6), 1, 1), ("A", at(2023, 11, 5, 7), 1, 1),
                            ("B", at(2023, 11, 5, 20), 2, 1)])
-    return build_cell_hour_features(["A", "B"], counts, None, start, end, "America/Chicago")
+    return build(["A", "B"], counts, start, end, "America/Chicago")
 
 
 def read_all(root: Path) -> pl.DataFrame:
@@ -173,6 +173,6 @@ def test_rows_outside_window_rejected(tmp_path: Path) -> None:
 def test_features_have_no_missing_lags() -> None:
     features = range_features(at(2023, 11, 5, 5), at(2023, 11, 6, 6))
 
-    for column in ("violent_1d", "violent_3d", "violent_7d", "violent_28d", "crime_7d", "hours_since_violent"):
+    for column in ("violent_1d", "violent_3d", "violent_7d", "violent_28d", "all_crime_7d", "hours_since_violent"):
         assert features[column].null_count() == 0
     assert np.all(features["hours_since_violent"].to_numpy() <= 672)

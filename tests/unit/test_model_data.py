@@ -8,18 +8,16 @@ import numpy as np
 import polars as pl
 import pytest
 
-from ml.features import build_cell_hour_features
 from ml.feature_registry import state_columns
 from ml.model_data import build_scoring_frame, build_training_set, model_inputs
+from tests.feature_inputs import features, violent_counts
 
 UTC = timezone.utc
 
 
 def panel(violent_hours: dict[str, list[datetime]], start: datetime, end: datetime) -> pl.DataFrame:
-    rows = [(cell, hour, 1, 1) for cell, hours in violent_hours.items() for hour in hours]
-    counts = pl.DataFrame(rows, schema={"cell_id": pl.String, "hour": pl.Datetime("us", "UTC"),
-                                        "crime_count": pl.Int64, "violent_count": pl.Int64}, orient="row")
-    return build_cell_hour_features(sorted(violent_hours), counts, None, start, end, "America/Chicago")
+    rows = [(cell, hour) for cell, hours in violent_hours.items() for hour in hours]
+    return features(sorted(violent_hours), violent_counts(rows), start, end, "America/Chicago")
 
 
 @pytest.fixture
@@ -92,9 +90,9 @@ def test_scoring_frame_covers_every_horizon(two_cell_panel: pl.DataFrame) -> Non
 def test_scoring_rejects_a_model_trained_on_other_features(two_cell_panel: pl.DataFrame) -> None:
     cutoff_rows = two_cell_panel.filter(pl.col("hour") == datetime(2024, 1, 3, 21, tzinfo=UTC))
     names = model_inputs(state_columns(cutoff_rows.columns))
-    trained_on = [name for name in names if name != "crime_7d"] + ["violent_2d"]
+    trained_on = [name for name in names if name != "all_crime_7d"] + ["violent_5d"]
 
-    with pytest.raises(ValueError, match=r"model only: \['violent_2d'\]; rows only: \['crime_7d'\]"):
+    with pytest.raises(ValueError, match=r"model only: \['violent_5d'\]; rows only: \['all_crime_7d'\]"):
         build_scoring_frame(cutoff_rows, 72, "America/Chicago", "US", "IL", trained_on)
 
 
