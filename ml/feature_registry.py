@@ -40,7 +40,7 @@ HOURS_SINCE_CAP = 28 * 24
 PRECIPITATION_SINCE_CAP = 14 * 24
 
 # Imputed weather values: the rough annual means of a mid-latitude US city. The indicator column
-# tells the model the value was imputed, so the constant only needs to be plausible.
+# marks the value as imputed, so the constant only needs to be plausible.
 WEATHER_IMPUTATION = {"temperature_f": 50.0, "precipitation_in": 0.0, "relative_humidity": 70.0,
                       "wind_speed_mph": 10.0}
 WEATHER_LEVELS = tuple(WEATHER_IMPUTATION)
@@ -68,7 +68,7 @@ class FeatureSpec:
 
 @dataclass(frozen=True)
 class FeatureLayout:
-    """What a jurisdiction's panel holds: its targets, tracked crime groups and 311 request types."""
+    """Contents of a jurisdiction's panel: its targets, tracked crime groups and 311 request types."""
 
     targets: tuple[str, ...]
     groups: tuple[str, ...]
@@ -90,7 +90,7 @@ def label_column(target: str) -> str:
 
 
 def state_columns(columns: list[str]) -> list[str]:
-    """The model inputs among a panel's columns: all but keys, calendar and labels, in order."""
+    """Return the model inputs among a panel's columns: all but keys, calendar and labels, in order."""
     excluded = set(KEY_COLUMNS) | set(CALENDAR_COLUMNS)
     return [name for name in columns if name not in excluded and not name.startswith(LABEL_PREFIX)]
 
@@ -180,7 +180,7 @@ def cell_specs() -> list[FeatureSpec]:
 
 
 def feature_specs(layout: FeatureLayout) -> list[FeatureSpec]:
-    """Every model input of a jurisdiction's panel, in column order (indicators follow their feature)."""
+    """List every model input of a jurisdiction's panel in column order (indicators follow their feature)."""
     return [*crime_specs(layout), *neighbour_specs(layout), *weather_specs(), *request_specs(layout),
             *cell_specs()]
 
@@ -201,7 +201,7 @@ def panel_schema(layout: FeatureLayout) -> dict[str, pl.DataType]:
 
 
 def registry_markdown(layout: FeatureLayout) -> str:
-    """The registry as a Markdown table, for docs and model cards."""
+    """Render the registry as a Markdown table, for docs and model cards."""
     lines = ["| feature | family | type | definition | when missing |", "|---|---|---|---|---|"]
     for spec in feature_specs(layout):
         policy = "never missing" if spec.impute is None else f"`{spec.indicator}` + impute {spec.impute}"

@@ -7,8 +7,8 @@ bytes, and one run over a range, one run per hour, or chunks in any order give t
 
 The columns depend on the jurisdiction's targets, crime groups and 311 types
 (``ml.feature_registry.panel_schema``). A day file built with other columns is replaced whole when
-the window covers the day; a partial rewrite of such a day is refused, and reading a window whose
-days disagree on their columns is refused too, since a model would otherwise see misaligned inputs.
+the window covers the day. A partial rewrite of such a day raises an error, and so does reading a
+window whose days differ in their columns, because a model would otherwise see misaligned inputs.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def write_window(root: Path, frame: pl.DataFrame, start: datetime, end: datetime
 
 
 def covers_day(day: date, start: datetime, end: datetime) -> bool:
-    """Whether ``[start, end)`` holds every UTC hour of ``day``."""
+    """Return whether ``[start, end)`` contains every UTC hour of ``day``."""
     day_start = datetime(day.year, day.month, day.day, tzinfo=start.tzinfo)
     return start <= day_start and day_start + timedelta(days=1) <= end
 
@@ -78,7 +78,7 @@ def check_same_columns(path: Path, stored: list[str], built: list[str], start: d
     only_stored = [name for name in stored if name not in built]
     only_built = [name for name in built if name not in stored]
     raise FeatureLayoutError(
-        f"{path} holds feature columns from another configuration (only stored: {only_stored[:5]}; only "
+        f"{path} contains feature columns from another configuration (only stored: {only_stored[:5]}; only "
         f"new: {only_built[:5]}); rebuilding {start.isoformat()} to {end.isoformat()} would mix them. "
         f"Materialize cell_hour_features for whole days (or the whole range) after changing the "
         f"jurisdiction's targets, offense codes or 311 datasets")

@@ -26,7 +26,9 @@ import polars as pl
 from scipy import sparse
 
 from ml.feature_registry import (
+    CALENDAR_COLUMNS,
     CRIME_LAG_DAYS,
+    KEY_COLUMNS,
     HOURS_SINCE_CAP,
     PRECIPITATION_HISTORY_DAYS,
     PRECIPITATION_SINCE_CAP,
@@ -47,6 +49,8 @@ LOOKBACK_HOURS = max(CRIME_LAG_DAYS) * 24
 WEATHER_LOOKBACK_HOURS = max(max(TEMPERATURE_CHANGE_DAYS) * 24, PRECIPITATION_SINCE_CAP) + 1
 REQUEST_LOOKBACK_DAYS = max(REQUEST_LAG_DAYS)
 UNMAPPED_CATEGORY = "unknown"
+NUMPY_TYPES = {pl.Int8: np.int8, pl.Int16: np.int16, pl.Int32: np.int32, pl.Float32: np.float32,
+               pl.Boolean: np.bool_}
 
 
 @dataclass(frozen=True)
@@ -121,12 +125,22 @@ def dense_group_counts(counts: pl.DataFrame, names: list[str], cells: list[str],
     return array
 
 
+def prefix_sums(array: np.ndarray) -> np.ndarray:
+    """Cumulative sums along the first axis with a leading zero row: ``prefix[k]`` sums rows ``[0, k)``."""
+    prefix = np.zeros((array.shape[0] + 1, *array.shape[1:]), dtype=np.int32)
+    np.cumsum(array, axis=0, out=prefix[1:])
+    return prefix
+
+
+def window_sums(prefix: np.ndarray, window: int, first_output: int) -> np.ndarray:
+    """Sum of rows ``[k - window, k)`` for every output row ``k >= first_output``, from ``prefix_sums``."""
+    rows = np.arange(first_output, prefix.shape[0] - 1)
+    return prefix[rows] - prefix[np.maximum(rows - window, 0)]
+
+
 def trailing_sums(array: np.ndarray, window: int, first_output: int) -> np.ndarray:
     """Sum of rows ``[k - window, k)`` for every output row ``k >= first_output``."""
-    prefix = np.zeros((array.shape[0] + 1, *array.shape[1:]), dtype=np.int64)
-    np.cumsum(array, axis=0, out=prefix[1:])
-    rows = np.arange(first_output, array.shape[0])
-    return prefix[rows] - prefix[np.maximum(rows - window, 0)]
+    return window_sums(prefix_sums(array), window, first_output)
 
 
 def hours_since_last(array: np.ndarray, first_output: int, cap: int) -> np.ndarray:
@@ -173,8 +187,9 @@ def crime_columns(inputs: FeatureInputs, layout: FeatureLayout, cells: list[str]
 
     columns: dict[str, np.ndarray] = {}
     for group in layout.groups:
+        prefix = prefix_sums(counts[index[group]])
         for days in CRIME_LAG_DAYS:
-            columns[f"{group}_{days}d"] = trailing_sums(counts[index[group]], days * 24, LOOKBACK_HOURS)
+            columns[f"{group}_{days}d"] = window_sums(prefix, days * 24, LOOKBACK_HOURS)
 
     categories = [index[name] for name in sorted(set(layout.categories) | {UNMAPPED_CATEGORY})]
     columns["all_crime_7d"] = trailing_sums(counts[categories].sum(axis=0), 168, LOOKBACK_HOURS)
@@ -283,8 +298,9 @@ def request_columns(requests: pl.DataFrame | None, layout: FeatureLayout, cells:
     day_of_hour = ((local_dates - first_day) / np.timedelta64(1, "D")).astype(np.int64)
     columns: dict[str, np.ndarray] = {}
     for position, request_type in enumerate(layout.request_types):
+        prefix = prefix_sums(array[position])
         for days in REQUEST_LAG_DAYS:
-            sums = trailing_sums(array[position], days, 0)
+            sums = window_sums(prefix, days, 0)
             missing = window_counts(empty_day, np.arange(n_days), days) > 0
             columns[f"requests_{request_type}_{days}d"] = sums[day_of_hour]
             columns[f"requests_{request_type}_{days}d_missing"] = np.broadcast_to(
@@ -333,25 +349,25 @@ def build_cell_hour_features(
     per_hour = weather_columns(inputs.weather, start, end)
     per_cell = cell_columns(cells_frame)
 
-    data: dict[str, object] = {
-        "cell_id": np.tile(np.array(cells, dtype=object), n_hours),
-        "hour": hours.gather(np.repeat(np.arange(n_hours), n_cells)),
-    }
-    for name in ("local_hour", "day_of_week", "month", "is_holiday"):
-        data[name] = np.repeat(calendar[name].to_numpy(), n_cells)
-    schema = panel_schema(layout)
-    for name in schema:
-        if name in data:
+    series = [
+        pl.Series("cell_id", cells, dtype=pl.String).gather(np.tile(np.arange(n_cells), n_hours)),
+        hours.gather(np.repeat(np.arange(n_hours), n_cells)),
+    ]
+    for name in CALENDAR_COLUMNS:
+        series.append(pl.Series(name, np.repeat(calendar[name].to_numpy(), n_cells)))
+    for name, dtype in panel_schema(layout).items():
+        if name in KEY_COLUMNS or name in CALENDAR_COLUMNS:
             continue
         if name in per_cell_hour:
-            data[name] = np.ascontiguousarray(per_cell_hour[name]).reshape(-1)
+            values = per_cell_hour[name].reshape(-1)
         elif name in per_hour:
-            data[name] = np.repeat(per_hour[name], n_cells)
+            values = np.repeat(per_hour[name], n_cells)
         elif name in per_cell:
-            data[name] = np.tile(per_cell[name], n_hours)
+            values = np.tile(per_cell[name], n_hours)
         else:
             raise KeyError(f"feature {name} is in the registry but no builder makes it")
-    frame = pl.DataFrame({name: pl.Series(name, data[name]).cast(dtype) for name, dtype in schema.items()})
+        series.append(pl.Series(name, values.astype(NUMPY_TYPES[dtype], copy=False)))
+    frame = pl.DataFrame(series).cast(panel_schema(layout))
 
     logger.info("built %d feature rows (%d columns) for %d cells, %s to %s", frame.height, frame.width,
                 n_cells, start.isoformat(), end.isoformat())

@@ -31,7 +31,7 @@ CHUNK = timedelta(days=31)
 
 
 def feature_layout(jurisdiction: JurisdictionConfig) -> FeatureLayout:
-    """The panel's columns for a jurisdiction: its targets, categories and groups, and 311 types."""
+    """Describe a jurisdiction's panel: its targets, categories and groups, and 311 request types."""
     categories = sorted({code.category for code in jurisdiction.offense_codes.values()})
     groups = sorted(set(categories) | set(jurisdiction.targets))
     request_types = set()
@@ -79,7 +79,7 @@ def read_requests(connection, first_day: date, last_day: date) -> pl.DataFrame:
 
 def read_inputs(connection, layout: FeatureLayout, cells: pl.DataFrame, neighbours: pl.DataFrame,
                 start: datetime, end: datetime) -> FeatureInputs:
-    """The warehouse rows that the features of ``[start, end)`` read, with their lookbacks."""
+    """Read the warehouse rows that the features of ``[start, end)`` need, with their lookbacks."""
     groups = sorted(set(layout.groups) | set(layout.categories) | {"unknown"})
     requests = None
     if layout.request_types:

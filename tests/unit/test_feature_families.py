@@ -4,6 +4,7 @@ precipitation history, 311 requests (across a DST change), cell attributes, and 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -18,7 +19,9 @@ from ml.feature_registry import (
     panel_schema,
     registry_markdown,
 )
-from tests.feature_inputs import LAYOUT, crime_counts, features, violent_counts
+from orchestration.assets.features import feature_layout
+from orchestration.jurisdiction import load_jurisdiction
+from tests.feature_inputs import crime_counts, features, violent_counts
 
 UTC = timezone.utc
 CHICAGO = "America/Chicago"
@@ -48,7 +51,7 @@ def hourly_weather(start: datetime, end: datetime, temperature, precipitation=No
 CHAIN = [("A", "B"), ("B", "A"), ("B", "C"), ("C", "B")]
 
 
-def test_neighbour_means_average_adjacent_cells_only() -> None:
+def test_neighbour_means_adjacent_only() -> None:
     counts = violent_counts([("B", at(2024, 1, 3, 5)), ("C", at(2024, 1, 3, 5)), ("C", at(2024, 1, 3, 6))])
     frame = features(["A", "B", "C", "D"], counts, at(2024, 1, 3), at(2024, 1, 4), neighbours=CHAIN)
     later = at(2024, 1, 3, 8)
@@ -64,7 +67,7 @@ def test_neighbour_means_average_adjacent_cells_only() -> None:
     assert value(frame, "D", later, "neighbour_count") == 0
 
 
-def test_other_categories_are_separate_inputs_and_all_crime_counts_unmapped_codes() -> None:
+def test_other_categories_and_unmapped_codes() -> None:
     counts = crime_counts([("A", at(2024, 1, 3, 5), "property", 2), ("A", at(2024, 1, 3, 5), "unknown", 1),
                            ("A", at(2024, 1, 3, 5), "violent", 1)])
     frame = features(["A"], counts, at(2024, 1, 3), at(2024, 1, 4))
@@ -78,7 +81,7 @@ def test_other_categories_are_separate_inputs_and_all_crime_counts_unmapped_code
     assert "label_property" not in frame.columns
 
 
-def test_lag_windows_of_two_days_and_near_repeat() -> None:
+def test_two_day_lag_and_near_repeat() -> None:
     frame = features(["A"], violent_counts([("A", at(2024, 1, 3, 5))]), at(2024, 1, 3), at(2024, 1, 6))
 
     assert value(frame, "A", at(2024, 1, 5, 5), "violent_2d") == 1
@@ -87,7 +90,7 @@ def test_lag_windows_of_two_days_and_near_repeat() -> None:
     assert value(frame, "A", at(2024, 1, 4, 7), "hours_since_violent") == 26.0
 
 
-def test_temperature_changes_compare_the_previous_hour_with_days_before() -> None:
+def test_temperature_changes_by_lag() -> None:
     start = at(2024, 3, 1)
     weather = hourly_weather(start - timedelta(days=20), start + timedelta(days=1),
                              lambda hour: (hour - start).total_seconds() / 3600 * 0.1)
@@ -100,7 +103,7 @@ def test_temperature_changes_compare_the_previous_hour_with_days_before() -> Non
     assert value(frame, "A", start, "temperature_change_14d_missing") is False
 
 
-def test_temperature_change_is_missing_when_the_earlier_hour_is_unobserved() -> None:
+def test_temperature_change_with_unobserved_hour() -> None:
     start = at(2024, 3, 1)
     gap = start - timedelta(hours=25)
     weather = hourly_weather(start - timedelta(days=20), start + timedelta(days=1),
@@ -112,7 +115,7 @@ def test_temperature_change_is_missing_when_the_earlier_hour_is_unobserved() -> 
     assert value(frame, "A", start + timedelta(hours=1), "temperature_change_1d_missing") is False
 
 
-def test_precipitation_history_counts_wet_hours_and_traces_before_the_hour() -> None:
+def test_precipitation_history_counts_traces() -> None:
     start = at(2024, 5, 10)
     wet = {start - timedelta(hours=3), start - timedelta(hours=30)}
     trace = (start - timedelta(hours=2),)
@@ -127,7 +130,7 @@ def test_precipitation_history_counts_wet_hours_and_traces_before_the_hour() -> 
     assert value(frame, "A", start, "precipitation_in") == 0.0             # the hour before was dry
 
 
-def test_precipitation_history_scales_partial_windows_and_flags_sparse_ones() -> None:
+def test_precipitation_history_partial_windows() -> None:
     start = at(2024, 5, 10)
     unobserved = {start - timedelta(hours=k) for k in range(0, 13)}       # half the day before start
     weather = hourly_weather(start - timedelta(days=20), start + timedelta(days=1), lambda hour: 60.0,
@@ -141,7 +144,7 @@ def test_precipitation_history_scales_partial_windows_and_flags_sparse_ones() ->
     assert value(frame, "A", start + timedelta(hours=1), "precipitation_hours_1d") == 0.0
 
 
-def test_weather_of_a_city_without_weather_is_all_missing() -> None:
+def test_city_without_weather_all_missing() -> None:
     frame = features(["A"], violent_counts([]), at(2024, 5, 10), at(2024, 5, 11))
 
     assert frame["temperature_f_missing"].all()
@@ -158,7 +161,7 @@ def requests_frame(rows: list[tuple[str, date, str, int]]) -> pl.DataFrame:
                                       "requests": pl.Int64}, orient="row")
 
 
-def test_requests_count_only_earlier_local_days_across_the_spring_dst_change() -> None:
+def test_requests_earlier_days_across_dst() -> None:
     requests = requests_frame([("A", date(2024, 3, 9), "graffiti", 3), ("B", date(2024, 3, 9), "potholes", 1),
                                ("B", date(2024, 3, 10), "potholes", 1), ("B", date(2024, 3, 11), "potholes", 1)])
     frame = features(["A", "B"], violent_counts([]), at(2024, 3, 9, 12), at(2024, 3, 12, 12), CHICAGO,
@@ -173,7 +176,7 @@ def test_requests_count_only_earlier_local_days_across_the_spring_dst_change() -
     assert value(frame, "B", at(2024, 3, 12, 5), "requests_potholes_1d") == 1
 
 
-def test_days_without_any_request_in_the_city_are_flagged_not_zero() -> None:
+def test_requests_empty_city_day_flagged() -> None:
     requests = requests_frame([("A", date(2024, 3, 9), "graffiti", 3), ("A", date(2024, 3, 11), "graffiti", 1)])
     frame = features(["A"], violent_counts([]), at(2024, 3, 10, 12), at(2024, 3, 12, 12), CHICAGO,
                      requests=requests, layout=REQUEST_LAYOUT)
@@ -185,7 +188,7 @@ def test_days_without_any_request_in_the_city_are_flagged_not_zero() -> None:
     assert value(frame, "A", at(2024, 3, 10, 17), "requests_graffiti_1d_missing") is False
 
 
-def test_population_is_imputed_with_the_median_and_flagged() -> None:
+def test_population_median_imputation() -> None:
     frame = features(["A", "B", "C", "D"], violent_counts([]), at(2024, 1, 3), at(2024, 1, 3, 2),
                      population=[100.0, None, 300.0, 1000.0])
 
@@ -203,7 +206,7 @@ def test_history_before_data_start_is_flagged() -> None:
     assert value(frame, "A", at(2024, 1, 29, 0), "history_incomplete") is False
 
 
-def test_every_panel_column_is_registered_with_a_definition() -> None:
+def test_panel_columns_all_registered() -> None:
     layout = FeatureLayout(targets=("violent", "robbery"), groups=("other", "robbery", "violent"),
                            categories=("other", "violent"), request_types=("graffiti",),
                            data_start=date(2020, 1, 1))
@@ -217,11 +220,19 @@ def test_every_panel_column_is_registered_with_a_definition() -> None:
         assert base in specs, name
         assert len(specs[base].definition) > 30
     assert [name for name in schema if name.startswith("label_")] == [label_column("violent"), label_column("robbery")]
-    assert "nbr_robbery_28d" in schema and "nbr_other_1d" not in schema
+    assert "nbr_robbery_28d" in schema
+    assert "nbr_other_1d" not in schema
     assert "| `requests_graffiti_7d` |" in registry_markdown(layout)
 
 
-def test_features_before_a_cutoff_ignore_everything_at_or_after_it() -> None:
+def test_features_doc_matches_registry() -> None:
+    layout = feature_layout(load_jurisdiction("chicago"))
+    document = (Path(__file__).resolve().parents[2] / "docs" / "features.md").read_text(encoding="utf-8")
+
+    assert registry_markdown(layout) in document
+
+
+def test_features_ignore_inputs_after_cutoff() -> None:
     """No look-ahead: removing every input from the cut-off on leaves earlier rows unchanged."""
     start, end, cutoff = at(2024, 3, 8), at(2024, 3, 12), at(2024, 3, 10, 9)
     rng = np.random.default_rng(4)
@@ -245,5 +256,6 @@ def test_features_before_a_cutoff_ignore_everything_at_or_after_it() -> None:
                       requests.filter(pl.col("local_date") < local_cutoff_date))
 
     assert full.height == 3 * 57
-    assert full["violent_7d"].sum() > 0 and full["requests_graffiti_1d"].sum() > 0
+    assert full["violent_7d"].sum() > 0
+    assert full["requests_graffiti_1d"].sum() > 0
     assert full.equals(truncated)
