@@ -57,16 +57,6 @@ def target_calendar_matrix(local_hour: np.ndarray, day_of_week: np.ndarray, mont
     ]).astype(np.float32)
 
 
-def panel_arrays(panel: pl.DataFrame, columns: list[str] | tuple[str, ...], n_cells: int) -> dict[str, np.ndarray]:
-    """Reshape columns of a panel sorted by (hour, cell_id) into [hours, cells] arrays."""
-    n_hours = panel.height // n_cells
-    arrays = {}
-    for name in columns:
-        values = panel[name].cast(pl.Float32).to_numpy()
-        arrays[name] = values.reshape(n_hours, n_cells)
-    return arrays
-
-
 def build_training_set(panel: pl.DataFrame, n_cells: int, horizon_hours: int,
                        rng: np.random.Generator, target: str) -> TrainingSet:
     """Draw one horizon per (cut-off hour, cell) row and pair its state with the target's label.
@@ -85,9 +75,7 @@ def build_training_set(panel: pl.DataFrame, n_cells: int, horizon_hours: int,
                          f"rebuild the features")
     n_hours = panel.height // n_cells
     state_names = state_columns(panel.columns)
-    state = panel_arrays(panel, state_names, n_cells)
-    calendar = panel_arrays(panel, CALENDAR_COLUMNS, n_cells)
-    counts = panel[label].to_numpy().reshape(n_hours, n_cells)
+    counts = panel[label].to_numpy()
     hours = panel["hour"].dt.epoch("s").to_numpy().reshape(n_hours, n_cells)[:, 0] // 3600
 
     horizons = rng.integers(1, horizon_hours + 1, size=(n_hours, n_cells))
@@ -95,18 +83,23 @@ def build_training_set(panel: pl.DataFrame, n_cells: int, horizon_hours: int,
     target_index = cutoff_index + horizons - 1
     keep = target_index < n_hours
     cell_index = np.broadcast_to(np.arange(n_cells), (n_hours, n_cells))
+    cells, targets = cell_index[keep], target_index[keep]
+    cutoff_rows = cutoff_index[keep] * n_cells + cells
+    target_rows = targets * n_cells + cells
 
-    cutoffs, cells, targets = cutoff_index[keep], cell_index[keep], target_index[keep]
-    state_matrix = np.column_stack([state[name][cutoffs, cells] for name in state_names])
-    target_matrix = target_calendar_matrix(*(calendar[name][targets, 0] for name in
-                                             ("local_hour", "day_of_week", "month", "is_holiday")))
-    features = np.column_stack([state_matrix, target_matrix,
-                                horizons[keep].astype(np.float32)]).astype(np.float32)
-    labels = (counts[targets, cells] > 0).astype(np.int8)
+    # The matrix is filled column by column so that no float32 copy of the whole panel is made.
+    names = model_inputs(state_names)
+    features = np.empty((cutoff_rows.size, len(names)), dtype=np.float32)
+    for position, name in enumerate(state_names):
+        features[:, position] = panel[name].to_numpy()[cutoff_rows]
+    calendar = [panel[name].cast(pl.Float32).to_numpy()[target_rows] for name in CALENDAR_COLUMNS]
+    features[:, len(state_names):-1] = target_calendar_matrix(*calendar)
+    features[:, -1] = horizons[keep]
+    labels = (counts[target_rows] > 0).astype(np.int8)
 
     logger.info("training set for %s: %d rows from %d hours x %d cells, %d positives (base rate %.5f)",
                 target, labels.size, n_hours, n_cells, int(labels.sum()), labels.mean() if labels.size else 0.0)
-    return TrainingSet(features, labels, hours[targets].astype(np.int64), model_inputs(state_names))
+    return TrainingSet(features, labels, hours[targets].astype(np.int64), names)
 
 
 def build_scoring_frame(cutoff_rows: pl.DataFrame, horizon_hours: int, time_zone: str,
