@@ -50,7 +50,7 @@ def file_sha256(path: Path) -> str:
 def feature_file_hashes(root: Path, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """Return name, size and SHA-256 of each day file of features that covers ``[start, end)``.
 
-    A day file also holds the hours of its day outside the window, so the hash pins the file a
+    A day file also contains the hours of its day outside the window, so the hash pins the file a
     model read, not only the rows it used.
     """
     hashes = []

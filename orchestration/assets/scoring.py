@@ -2,9 +2,9 @@
 
 Partition hour ``c`` is a forecast issued at the start of ``c`` from data before ``c``, covering
 target hours ``c`` to ``c + 71``. For each jurisdiction target it uses the latest registered
-ensemble of that target whose training window ended at or before ``c``, so a range that crosses
-a refresh boundary switches model at the boundary, and a model trained after ``c`` never scores
-``c``. Rows go to the warehouse table ``main.risk_scores``; a run replaces the rows of the issue
+ensemble of that target whose training window ended at or before ``c``. A range that crosses a
+refresh boundary therefore switches model at the boundary, and a model trained after ``c`` never
+scores ``c``. Rows go to the warehouse table ``main.risk_scores``; a run replaces the rows of the issue
 hours and targets it scores, so reruns never duplicate.
 """
 

@@ -113,7 +113,7 @@ def test_scoring_hour_maps_to_partition_ended_before_it() -> None:
 
 def test_train_end_off_boundary_is_rejected(tmp_path: Path) -> None:
     path = write_run_file(tmp_path, "demo", None, ("2023-05-05", "2023-09-01"), ("2023-09-01", "2023-09-02"),
-                          refresh={"weekday": "sunday"})
+                          refresh={"period": "weekly", "weekday": "sunday"})
 
     with pytest.raises(ConfigError) as caught:
         load_run_config(path)
@@ -124,7 +124,8 @@ def test_train_end_off_boundary_is_rejected(tmp_path: Path) -> None:
 
 
 def test_window_of_partial_weeks_is_rejected(tmp_path: Path) -> None:
-    path = write_run_file(tmp_path, "demo", None, ("2023-05-01", "2023-09-01"), ("2023-09-01", "2023-09-02"))
+    path = write_run_file(tmp_path, "demo", None, ("2023-05-01", "2023-09-01"), ("2023-09-01", "2023-09-02"),
+                          refresh={"period": "weekly"})
 
     with pytest.raises(ConfigError) as caught:
         load_run_config(path)
@@ -135,7 +136,7 @@ def test_window_of_partial_weeks_is_rejected(tmp_path: Path) -> None:
 
 def test_anchor_defaults_to_train_end(tmp_path: Path) -> None:
     path = write_run_file(tmp_path, "demo", None, ("2017-03-01T05:00:00", "2017-03-22T05:00:00"),
-                          ("2017-03-22T05:00:00", "2017-03-23T05:00:00"))
+                          ("2017-03-22T05:00:00", "2017-03-23T05:00:00"), refresh={"period": "weekly"})
 
     refresh = load_run_config(path).refresh
 
