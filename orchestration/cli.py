@@ -3,7 +3,8 @@
 ``riskcast demo`` runs the bundled synthetic demo; ``riskcast run --config FILE`` runs a run file.
 Both execute the same Dagster jobs the UI shows, in order (warehouse, features, training,
 scoring, evaluation), record them in the Dagster instance under ``RISKCAST_HOME/dagster``, stop at
-the first failed run, and print where the warehouse and the reports are.
+the first failed run, and print where the warehouse and the reports are. Training runs the one
+refresh partition that ends at the run file's ``train.end``.
 """
 
 from __future__ import annotations
@@ -28,11 +29,19 @@ from orchestration.definitions import (
     build_definitions,
 )
 from orchestration.jurisdiction import ConfigError, default_run_config_path, load_jurisdiction, load_run_config
-from orchestration.partitions import RANGE_END_TAG, RANGE_START_TAG, partition_key
+from orchestration.partitions import (
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    partition_key,
+    refresh_partitions,
+    training_partition_key,
+)
 from orchestration.settings import HOME_VARIABLE, RiskcastSettings
 from orchestration.warehouse import connect
 
 logger = logging.getLogger("riskcast")
+
+PARTITION_TAG = "dagster/partition"
 
 # Dagster's console logger prints every event at DEBUG, thousands of lines per partitioned run;
 # INFO keeps the asset logs, step failures and run results.
@@ -76,10 +85,11 @@ def run_main_job(config_path: Path, home: Path,
 
     definitions = build_definitions(config_path.resolve(), home)
     features_end = max(run.score.end, run.evaluate_window.end)
+    training_partition = training_partition_key(run, jurisdiction, refresh_partitions(run, jurisdiction))
     steps = [
         (WAREHOUSE_JOB, None),
         (FEATURES_JOB, range_tags(run.train.start, features_end)),
-        (TRAIN_JOB, None),
+        (TRAIN_JOB, {PARTITION_TAG: training_partition}),
         (SCORE_JOB, range_tags(run.score.start, run.score.end)),
         (EVALUATE_JOB, None),
     ]
@@ -110,7 +120,7 @@ def print_summary(settings: RiskcastSettings, config_path: Path, synthetic: bool
     print(f"Warehouse:   {settings.warehouse_path}  (tables main.risk_scores: {scores:,} rows, "
           f"main.evaluation_metrics)")
     print(f"Reports:     {settings.reports_dir / 'model_metrics.html'}")
-    print(f"Models:      {settings.models_dir}  (each with manifest.json and MODEL_CARD.md)")
+    print(f"Models:      {settings.models_dir}  (one per target, each with manifest.json and MODEL_CARD.md)")
     print(f"Dagster UI:  {dagster_ui_command(settings, config_path)}")
     for model, metric, value in metrics:
         print(f"  {model:<9} {metric:<8} {'n/a' if value is None else f'{value:.4f}'}")

@@ -16,7 +16,7 @@ from orchestration.assets.audit_report import data_input_audit_report
 from orchestration.assets.audits import build_audit_checks
 from orchestration.assets.evaluation import evaluation_metrics
 from orchestration.assets.features import build_features_asset
-from orchestration.assets.models import risk_ensemble
+from orchestration.assets.models import build_training_asset
 from orchestration.assets.raw import raw_crime_incidents, raw_offense_codes
 from orchestration.assets.raw_geography import raw_boundaries, raw_cells, raw_demographics
 from orchestration.assets.raw_requests import raw_service_requests
@@ -32,7 +32,12 @@ from orchestration.jurisdiction import (
     load_jurisdiction,
     load_run_config,
 )
-from orchestration.partitions import hourly_partitions
+from orchestration.partitions import (
+    hourly_partitions,
+    refresh_partitions,
+    scoring_model_mapping,
+    training_window_mapping,
+)
 from orchestration.resources import RiskcastResource
 from orchestration.sensors import build_extracts_sensor, build_stale_features_sensor
 from orchestration.settings import HOME_VARIABLE, RiskcastSettings
@@ -59,10 +64,12 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
     check_weather_source(run, jurisdiction)
     settings = RiskcastSettings(home=home, jurisdiction=jurisdiction.name)
     partitions = hourly_partitions(jurisdiction)
+    refresh = refresh_partitions(run, jurisdiction)
 
     warehouse = build_warehouse_assets(prepare_manifest())
     features = build_features_asset(partitions)
-    scores = build_scoring_asset(partitions)
+    risk_ensemble = build_training_asset(refresh, training_window_mapping(run))
+    scores = build_scoring_asset(partitions, scoring_model_mapping(run))
     extracts = run.extracts_folder or settings.demo_extracts_dir
 
     jobs = [
@@ -71,8 +78,9 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
                                         "and write its reports."),
         dg.define_asset_job(FEATURES_JOB, selection=[features], partitions_def=partitions,
                             description="Build hourly cell features for a range of hours in one run."),
-        dg.define_asset_job(TRAIN_JOB, selection=[risk_ensemble],
-                            description="Train the ensemble on the run file's training window."),
+        dg.define_asset_job(TRAIN_JOB, selection=[risk_ensemble], partitions_def=refresh,
+                            description=f"Train one ensemble per target for a {run.refresh.period} refresh "
+                                        f"partition, on the trailing window of hourly features before its end."),
         dg.define_asset_job(SCORE_JOB, selection=[scores], partitions_def=partitions,
                             description="Score the next 72 hours for every cell, for each issue hour in a range."),
         dg.define_asset_job(EVALUATE_JOB, selection=[evaluation_metrics],

@@ -934,6 +934,33 @@ class EnsembleSettings(BaseModel):
     validation_fraction: float = 0.15
 
 
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+REFRESH_PERIODS = {"daily": timedelta(days=1), "weekly": timedelta(weeks=1)}
+
+
+class RefreshSettings(BaseModel):
+    """When retrained models take over: the refresh period and the UTC moment its partitions end.
+
+    Left out, ``weekday`` and ``hour`` are those of the run's ``train.end``, so the refresh
+    partition that ends at ``train.end`` exists. Set them to keep the partitions fixed across run
+    files; a ``train.end`` that is not on a boundary is then an error.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    period: Literal["daily", "weekly"] = Field(
+        default="weekly", description="length of one refresh partition: one model per period and target")
+    weekday: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] | None = Field(
+        default=None, description="UTC weekday on which weekly partitions start and end; "
+                                  "default: the weekday of train.end")
+    hour: int | None = Field(default=None, ge=0, le=23,
+                             description="UTC hour at which partitions start and end; default: the hour of train.end")
+
+    @property
+    def length(self) -> timedelta:
+        return REFRESH_PERIODS[self.period]
+
+
 class RunConfig(BaseModel):
     """Settings of one run of the main job: jurisdiction, extracts and windows."""
 
@@ -963,10 +990,48 @@ class RunConfig(BaseModel):
     compstat_years: int = 3
     seed: int = 7
     ensemble: EnsembleSettings = EnsembleSettings()
+    refresh: RefreshSettings = Field(
+        default_factory=RefreshSettings,
+        description="refresh partitions of the training asset; the run trains the one that ends at "
+                    "train.end on the trailing window train.start to train.end")
 
     @property
     def evaluate_window(self) -> Window:
         return self.evaluate or self.score
+
+    @model_validator(mode="after")
+    def check_refresh(self) -> "RunConfig":
+        """Fill the refresh anchor from ``train.end`` and check that the training window lines up."""
+        end = self.train.end
+        if self.refresh.weekday is None:
+            self.refresh.weekday = WEEKDAYS[end.weekday()]
+        if self.refresh.hour is None:
+            self.refresh.hour = end.hour
+
+        weekday = WEEKDAYS[end.weekday()]
+        on_boundary = end.hour == self.refresh.hour
+        if self.refresh.period == "weekly":
+            on_boundary = on_boundary and weekday == self.refresh.weekday
+        if not on_boundary:
+            anchor = (f"{self.refresh.weekday} at {self.refresh.hour:02d}:00 UTC" if self.refresh.period == "weekly"
+                      else f"{self.refresh.hour:02d}:00 UTC")
+            raise ValueError(
+                f"train.end {end.isoformat()} ({weekday}, {end.hour:02d}:00 UTC) is not the end of a "
+                f"{self.refresh.period} refresh partition, because those end on {anchor}. Move train.end "
+                f"to a boundary, such as {previous_boundary(end, self.refresh).isoformat()}, or set "
+                f"refresh.weekday and refresh.hour to match it")
+
+        length = self.train.end - self.train.start
+        periods = length / self.refresh.length
+        if periods != int(periods):
+            whole = max(int(periods), 1)
+            raise ValueError(
+                f"the training window {self.train.start.isoformat()} to {end.isoformat()} lasts "
+                f"{length.total_seconds() / 86400:g} days, not a whole number of {self.refresh.period} "
+                f"refresh periods ({self.refresh.length.days} days each). Set train.start to "
+                f"{(end - whole * self.refresh.length).isoformat()} ({whole} periods) or another whole "
+                f"number of periods before train.end")
+        return self
 
     @model_validator(mode="after")
     def check_windows(self) -> "RunConfig":
@@ -981,6 +1046,17 @@ class RunConfig(BaseModel):
             raise ValueError("source 'socrata' pulls only crimes, so set extracts_folder to the folder "
                              "that holds the weather and boundary files")
         return self
+
+
+def previous_boundary(moment: datetime, refresh: RefreshSettings) -> datetime:
+    """Return the last refresh-partition boundary at or before ``moment`` (UTC)."""
+    boundary = moment.replace(hour=refresh.hour or 0, minute=0, second=0, microsecond=0)
+    if boundary > moment:
+        boundary -= timedelta(days=1)
+    if refresh.period == "weekly":
+        target = WEEKDAYS.index(refresh.weekday or WEEKDAYS[moment.weekday()])
+        boundary -= timedelta(days=(boundary.weekday() - target) % 7)
+    return boundary
 
 
 def as_utc(value: datetime) -> datetime:

@@ -79,6 +79,9 @@ def write_run_file(folder: Path, jurisdiction: Path | str, extracts: Path | None
         "extracts_folder": str(extracts) if extracts else None,
         "train": {"start": train[0], "end": train[1]},
         "score": {"start": score[0], "end": score[1]},
+        # Daily refresh partitions accept a training window of any whole number of days; the
+        # weekly default would need whole weeks. Pass refresh to test the weekly default.
+        "refresh": {"period": "daily"},
         **extra,
     }
     path = folder / "run.yaml"

@@ -1,8 +1,10 @@
 """Evaluation (group ``evaluation``): the ensemble against the CompSTAT baseline.
 
-Both models are scored on the same rows: every (issue hour, cell, horizon) forecast in
-``main.risk_scores`` issued inside the evaluation window whose target hour has observed data.
-Metrics go to ``main.evaluation_metrics`` and to a static HTML report.
+Both models are scored on the same rows: every (issue hour, cell, horizon) forecast of the
+jurisdiction's primary target (the first of its targets) in ``main.risk_scores`` issued inside the
+evaluation window whose target hour has observed data. The outcome is the warehouse's
+``<target>_count`` column of ``marts.fct_cell_hour_crimes``. Metrics go to
+``main.evaluation_metrics`` and to a static HTML report.
 """
 
 
@@ -38,21 +40,40 @@ def naive(moment: datetime) -> datetime:
     return moment.replace(tzinfo=None)
 
 
-def read_evaluation_rows(warehouse: Path, window: Window) -> tuple[pl.DataFrame, int]:
-    """Scores issued in the window joined to observed violent counts and cell areas."""
+def outcome_column(connection, table: str, target: str) -> str:
+    """Return the warehouse column that counts ``target`` incidents, or raise naming the fix."""
+    column = f"{target}_count"
+    present = [row[0] for row in connection.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'marts' AND table_name = ?",
+        [table]).fetchall()]
+    if column not in present:
+        counts = [name for name in present if name.endswith("_count")]
+        raise ValueError(f"marts.{table} has no column {column} for the primary target {target!r} (it has "
+                         f"{counts}); add the count to the warehouse marts, or list a target with a count "
+                         f"column first in the jurisdiction's targets")
+    return column
+
+
+def read_evaluation_rows(warehouse: Path, window: Window, target: str) -> tuple[pl.DataFrame, int]:
+    """Scores of ``target`` issued in the window joined to its observed counts and cell areas.
+
+    The observed count is returned as ``violent_count`` whatever the target, because the metric
+    code reads that column.
+    """
     with connect(warehouse, read_only=True) as connection:
         last_hour = connection.sql("SELECT max(hour) FROM marts.hour_spine").fetchone()[0]
+        outcome = outcome_column(connection, "fct_cell_hour_crimes", target)
         frame = connection.execute(
-            """
+            f"""
             SELECT s.cell_id, s.hour, s.issued_at, s.horizon_hours, s.risk, s.model_id,
-                   coalesce(c.violent_count, 0) AS violent_count, d.area_km2
+                   coalesce(c.{outcome}, 0) AS violent_count, d.area_km2
             FROM main.risk_scores AS s
             JOIN marts.dim_cells AS d USING (cell_id)
             LEFT JOIN marts.fct_cell_hour_crimes AS c USING (cell_id, hour)
-            WHERE s.issued_at >= ? AND s.issued_at < ?
+            WHERE s.issued_at >= ? AND s.issued_at < ? AND s.target = ?
             ORDER BY s.issued_at, s.horizon_hours, s.cell_id
             """,
-            [naive(window.start), naive(window.end)],
+            [naive(window.start), naive(window.end), target],
         ).pl()
     unobserved = frame.filter(pl.col("hour") > last_hour).height
     frame = frame.filter(pl.col("hour") <= last_hour).with_columns(
@@ -60,10 +81,11 @@ def read_evaluation_rows(warehouse: Path, window: Window) -> tuple[pl.DataFrame,
     return frame, unobserved
 
 
-def read_history(warehouse: Path, start: datetime, end: datetime) -> pl.DataFrame:
+def read_history(warehouse: Path, start: datetime, end: datetime, target: str) -> pl.DataFrame:
     with connect(warehouse, read_only=True) as connection:
+        outcome = outcome_column(connection, "cell_hour_spine", target)
         frame = connection.execute(
-            "SELECT cell_id, hour, violent_count AS crime_count FROM marts.cell_hour_spine "
+            f"SELECT cell_id, hour, {outcome} AS crime_count FROM marts.cell_hour_spine "
             "WHERE hour >= ? AND hour < ?", [naive(start), naive(end)]).pl()
     return frame.with_columns(pl.col("hour").dt.replace_time_zone("UTC"))
 
@@ -135,7 +157,7 @@ METRIC_LABELS = {
 }
 
 
-def write_report(path: Path, jurisdiction: JurisdictionConfig, run: RunConfig, window: Window,
+def write_report(path: Path, jurisdiction: JurisdictionConfig, run: RunConfig, window: Window, target: str,
                  evaluated_rows: int, results: dict[str, dict[str, float | None]], notes: dict[str, str]) -> None:
     metric_names = list(dict.fromkeys(name for metrics in results.values() for name in metrics))
     header = "".join(f"<th>{html.escape(model)}</th>" for model in results)
@@ -157,7 +179,8 @@ td,th{{border:1px solid #999;padding:.3em .6em;text-align:right}}td:first-child{
 {banner}
 <p>Forecasts issued from {window.start.isoformat()} to {window.end.isoformat()} (UTC, end excluded),
 horizons 1 to {run.horizon_hours} hours, {evaluated_rows:,} cell-hour forecasts with an observed outcome.
-Target: at least one violent incident (FBI codes 01A, 02, 03, 04A, 04B) in the cell and hour.</p>
+Target: at least one {html.escape(target)} incident ({html.escape(target_codes(jurisdiction, target))}) in the
+cell and hour. Other targets are scored too but not evaluated here.</p>
 <p>The ensemble is Riskcast's model. CompSTAT is the status-quo baseline: the average count per cell and
 local hour of week over past years.</p>
 <p>Threshold rule: in each forecast map (one issue hour and horizon), the highest-risk cells are flagged,
@@ -174,23 +197,33 @@ would score 1 minus the observed rate. Compare models on the other rows.</p>
     path.write_text(page, encoding="utf-8")
 
 
+def target_codes(jurisdiction: JurisdictionConfig, target: str) -> str:
+    codes = [code for code, meaning in sorted(jurisdiction.offense_codes.items())
+             if meaning.category == target or target in meaning.groups]
+    return "offense codes " + ", ".join(codes) if codes else "no offense code listed"
+
+
 @dg.asset(group_name="evaluation", deps=["risk_scores", "fct_cell_hour_crimes"], kinds={"duckdb", "html"})
 def evaluation_metrics(context: dg.AssetExecutionContext, riskcast: RiskcastResource) -> dg.MaterializeResult:
-    """TPR, TNR, FPR, FNR, ROC-AUC and PAI of the ensemble and the CompSTAT baseline on one window."""
+    """TPR, TNR, FPR, FNR, ROC-AUC and PAI of the ensemble and the CompSTAT baseline on one window.
+
+    Only the primary target (the jurisdiction's first target) is evaluated.
+    """
     run = riskcast.run_config()
     jurisdiction = riskcast.jurisdiction()
     settings = riskcast.settings()
     window = run.evaluate_window
+    target = (jurisdiction.targets or ["violent"])[0]
 
-    rows, unobserved = read_evaluation_rows(settings.warehouse_path, window)
+    rows, unobserved = read_evaluation_rows(settings.warehouse_path, window, target)
     if rows.height == 0:
-        raise ValueError(f"no risk scores issued between {window.start.isoformat()} and "
+        raise ValueError(f"no {target} risk scores issued between {window.start.isoformat()} and "
                          f"{window.end.isoformat()} have observed outcomes; materialize risk_scores "
                          f"for that window first, or move the evaluation window inside the data")
 
     compstat = CompstatBaseline(years=run.compstat_years, time_zone=jurisdiction.time_zone)
     history_start = window.start - timedelta(days=366 * run.compstat_years + 7)
-    compstat.fit(read_history(settings.warehouse_path, history_start, window.start), window.start)
+    compstat.fit(read_history(settings.warehouse_path, history_start, window.start, target), window.start)
     compstat_risk = compstat.predict(rows.select("cell_id", "hour"))["risk"].to_numpy()
 
     results = {
@@ -202,16 +235,17 @@ def evaluation_metrics(context: dg.AssetExecutionContext, riskcast: RiskcastReso
     horizons = f"1-{run.horizon_hours}"
     write_metrics(settings.warehouse_path, window, horizons, rows.height, results, notes)
     report = settings.reports_dir / "model_metrics.html"
-    write_report(report, jurisdiction, run, window, rows.height, results, notes)
+    write_report(report, jurisdiction, run, window, target, rows.height, results, notes)
 
     for model, metrics in results.items():
-        context.log.info(f"{jurisdiction.name} {model}: ROC-AUC {metrics['roc_auc']}, PAI {metrics['pai']}, "
+        context.log.info(f"{jurisdiction.name} {target} {model}: ROC-AUC {metrics['roc_auc']}, PAI {metrics['pai']}, "
                          f"TPR {metrics['tpr']}, FPR {metrics['fpr']} on {rows.height} rows")
     table = "| metric | ensemble | compstat |\n|---|---|---|\n" + "\n".join(
         f"| {name} | {results['ensemble'].get(name)} | {results['compstat'].get(name)} |"
         for name in results["ensemble"])
     return dg.MaterializeResult(metadata={
         "dagster/row_count": dg.MetadataValue.int(rows.height),
+        "target": dg.MetadataValue.text(target),
         "unobserved_rows_skipped": dg.MetadataValue.int(unobserved),
         "metrics": dg.MetadataValue.md(table),
         "ensemble_roc_auc": dg.MetadataValue.float(results["ensemble"]["roc_auc"] or float("nan")),

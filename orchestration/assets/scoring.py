@@ -1,123 +1,271 @@
-"""Scoring (group ``scoring``): 72-hour risk forecasts for every cell, issued every hour.
+"""Scoring (group ``scoring``): 72-hour risk forecasts for every cell and target, issued every hour.
 
 Partition hour ``c`` is a forecast issued at the start of ``c`` from data before ``c``, covering
-target hours ``c`` to ``c + 71``. It uses the latest registered ensemble whose training window
-ended at or before ``c``. Rows go to the warehouse table ``main.risk_scores``; a run replaces the
-rows of the issue hours in its window, so reruns never duplicate.
+target hours ``c`` to ``c + 71``. For each jurisdiction target it uses the latest registered
+ensemble of that target whose training window ended at or before ``c``. A range that crosses a
+refresh boundary therefore switches model at the boundary, and a model trained after ``c`` never
+scores ``c``. Rows go to the warehouse table ``main.risk_scores``; a run replaces the rows of the issue
+hours and targets it scores, so reruns never duplicate.
 """
 
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import numpy as np
 import polars as pl
 
 from ml.ensemble import RiskEnsemble
 from ml.feature_store import read_window
 from ml.model_data import build_scoring_frame
+from orchestration.assets.models import LEGACY_TARGET, migrate_registry, table_columns
 from orchestration.partitions import chunks, run_window
 from orchestration.resources import RiskcastResource
 from orchestration.warehouse import connect
 
 CHUNK = timedelta(hours=24)
+HOUR = timedelta(hours=1)
 
 RISK_SCORES_DDL = """
 CREATE TABLE IF NOT EXISTS main.risk_scores (
     cell_id VARCHAR NOT NULL,
     hour TIMESTAMP NOT NULL,
     horizon_hours SMALLINT NOT NULL,
+    target VARCHAR NOT NULL,
     risk DOUBLE NOT NULL,
     relative_risk DOUBLE,
+    rank INTEGER NOT NULL,
     model_id VARCHAR NOT NULL,
     issued_at TIMESTAMP NOT NULL
 )
 """
+SCORE_COLUMNS = ("cell_id", "hour", "horizon_hours", "target", "risk", "relative_risk", "rank", "model_id",
+                 "issued_at")
+MAP_KEYS = ("issued_at", "horizon_hours", "target")
 
 
 class NoModelError(LookupError):
-    """No registered ensemble was trained before the hours being scored."""
+    """No registered ensemble of a target was trained before the hours being scored."""
 
 
-def latest_model(warehouse: Path, issued_from: datetime) -> tuple[str, Path]:
+@dataclass(frozen=True)
+class ModelSpan:
+    """Issue hours ``[start, end)`` of one target that one registered model scores."""
+
+    target: str
+    model_id: str
+    path: Path
+    train_end: datetime
+    start: datetime
+    end: datetime
+
+
+def naive(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=None)
+
+
+def model_spans(warehouse: Path, target: str, start: datetime, end: datetime) -> list[ModelSpan]:
+    """Split the issue hours ``[start, end)`` by the model that scores them for ``target``.
+
+    Hour ``h`` gets the registered model of ``target`` with the latest ``train_end <= h``; among
+    models with the same ``train_end``, the one registered last (then the highest model id).
+    """
     with connect(warehouse, read_only=True) as connection:
         exists = connection.sql("SELECT count(*) FROM information_schema.tables "
                                 "WHERE table_schema = 'main' AND table_name = 'model_registry'").fetchone()[0]
-        row = None
+        rows = []
         if exists:
-            row = connection.execute(
-                "SELECT model_id, path FROM main.model_registry WHERE train_end <= ? "
-                "ORDER BY train_end DESC, model_id DESC LIMIT 1", [issued_from.replace(tzinfo=None)]).fetchone()
-    if row is None:
-        raise NoModelError(f"no ensemble trained before {issued_from.isoformat()} is registered; "
-                           f"materialize risk_ensemble with a training window ending at or before that hour")
-    return row[0], Path(row[1])
+            target_column = "target" if "target" in table_columns(connection, "model_registry") else f"'{LEGACY_TARGET}'"
+            order = "registered_at NULLS FIRST, " if "registered_at" in table_columns(connection, "model_registry") else ""
+            rows = connection.execute(
+                f"SELECT model_id, path, train_end FROM main.model_registry "
+                f"WHERE {target_column} = ? AND train_end < ? ORDER BY train_end, {order}model_id",
+                [target, naive(end)]).fetchall()
+
+    latest: dict[datetime, tuple[str, str]] = {}
+    for model_id, path, train_end in rows:
+        latest[train_end] = (model_id, path)
+    ends = sorted(latest)
+    before = [train_end for train_end in ends if train_end <= naive(start)]
+    if not before:
+        raise NoModelError(f"no {target} ensemble trained before {start.isoformat()} is registered; "
+                           f"materialize risk_ensemble for a refresh partition ending at or before that hour")
+
+    boundaries = [before[-1]] + [train_end for train_end in ends if naive(start) < train_end]
+    spans = []
+    for index, train_end in enumerate(boundaries):
+        span_start = max(naive(start), train_end)
+        span_end = boundaries[index + 1] if index + 1 < len(boundaries) else naive(end)
+        model_id, path = latest[train_end]
+        spans.append(ModelSpan(target, model_id, Path(path), train_end.replace(tzinfo=start.tzinfo),
+                               span_start.replace(tzinfo=start.tzinfo), span_end.replace(tzinfo=start.tzinfo)))
+    return spans
 
 
-def relative_risk(keys: pl.DataFrame, risk: np.ndarray) -> pl.DataFrame:
-    """Add risk and risk relative to the mean over cells for the same issue hour and horizon."""
-    scored = keys.with_columns(pl.Series("risk", risk, dtype=pl.Float64))
-    return scored.with_columns(
-        (pl.col("risk") / pl.col("risk").mean().over(["issued_at", "horizon_hours"])).alias("relative_risk")
+def latest_model(warehouse: Path, target: str, hour: datetime) -> tuple[str, Path]:
+    """Return the id and folder of the model that scores ``target`` for issue hour ``hour``."""
+    span = model_spans(warehouse, target, hour, hour + HOUR)[0]
+    return span.model_id, span.path
+
+
+def rank_and_relative_risk(scored: pl.DataFrame) -> pl.DataFrame:
+    """Add relative risk and rank within each map (one issue hour, horizon and target).
+
+    ``relative_risk`` is the cell's risk divided by the mean risk over all cells of the map, so
+    it averages 1 in every map. ``rank`` 1 is the highest risk of the map; cells with equal risk
+    are ranked by ``cell_id`` in ascending order, so ranks are unique and repeatable.
+    """
+    ordered = scored.sort([*MAP_KEYS, "risk", "cell_id"], descending=[False, False, False, True, False])
+    return ordered.with_columns(
+        (pl.col("risk") / pl.col("risk").mean().over(MAP_KEYS)).alias("relative_risk"),
+        (pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over(MAP_KEYS)).alias("rank"),
     )
 
 
-def build_scoring_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def migrate_risk_scores(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    """Create ``main.risk_scores`` or rebuild an older one without ``target`` or ``rank``; return those added.
+
+    Rows of an older table get target ``violent`` (the only target it knew) and the rank that
+    ``rank_and_relative_risk`` gives them.
+    """
+    exists = connection.sql("SELECT count(*) FROM information_schema.tables "
+                            "WHERE table_schema = 'main' AND table_name = 'risk_scores'").fetchone()[0]
+    if not exists:
+        connection.execute(RISK_SCORES_DDL)
+        return []
+    present = table_columns(connection, "risk_scores")
+    added = [name for name in ("target", "rank") if name not in present]
+    if not added:
+        return []
+
+    target = "target" if "target" in present else f"'{LEGACY_TARGET}'"
+    rank = ("rank" if "rank" in present else
+            f"row_number() OVER (PARTITION BY issued_at, horizon_hours, {target} ORDER BY risk DESC, cell_id)")
+    connection.execute("BEGIN TRANSACTION")
+    connection.execute("ALTER TABLE main.risk_scores RENAME TO risk_scores_before_migration")
+    connection.execute(RISK_SCORES_DDL)
+    connection.execute(
+        f"INSERT INTO main.risk_scores ({', '.join(SCORE_COLUMNS)}) "
+        f"SELECT cell_id, hour, horizon_hours, {target}, risk, relative_risk, {rank}, model_id, issued_at "
+        f"FROM main.risk_scores_before_migration")
+    connection.execute("DROP TABLE main.risk_scores_before_migration")
+    connection.execute("COMMIT")
+    return added
+
+
+class ModelCache:
+    """Fitted ensembles loaded once per run, by model id."""
+
+    def __init__(self) -> None:
+        self.loaded: dict[str, RiskEnsemble] = {}
+
+    def get(self, span: ModelSpan) -> RiskEnsemble:
+        if span.model_id not in self.loaded:
+            self.loaded[span.model_id] = RiskEnsemble.load(span.path)
+        return self.loaded[span.model_id]
+
+
+def score_piece(cutoff_rows: pl.DataFrame, spans: list[ModelSpan], models: ModelCache,
+                horizon_hours: int, jurisdiction) -> list[pl.DataFrame]:
+    """Score the feature rows of one chunk of issue hours with every span that covers part of it."""
+    piece_start = cutoff_rows["hour"].min()
+    piece_end = cutoff_rows["hour"].max() + HOUR
+    frames: dict[tuple, tuple[pl.DataFrame, np.ndarray]] = {}
+    scored = []
+    for span in spans:
+        start, end = max(span.start, piece_start), min(span.end, piece_end)
+        if start >= end:
+            continue
+        ensemble = models.get(span)
+        key = (start, end, tuple(ensemble.feature_names))
+        if key not in frames:
+            rows = cutoff_rows.filter((pl.col("hour") >= start) & (pl.col("hour") < end))
+            frames[key] = build_scoring_frame(rows, horizon_hours, jurisdiction.time_zone,
+                                              jurisdiction.holiday_country, jurisdiction.holiday_subdivision,
+                                              ensemble.feature_names)
+        keys, features = frames[key]
+        risk = pl.Series("risk", ensemble.predict_proba(features), dtype=pl.Float64)
+        scored.append(keys.with_columns(risk, pl.lit(span.target).alias("target"),
+                                        pl.lit(span.model_id).alias("model_id")))
+    return scored
+
+
+def to_table(scored: pl.DataFrame) -> pl.DataFrame:
+    return rank_and_relative_risk(scored).with_columns(
+        pl.col("issued_at").dt.replace_time_zone(None),
+        pl.col("hour").dt.replace_time_zone(None),
+    ).select(SCORE_COLUMNS)
+
+
+def build_scoring_asset(partitions_def: dg.PartitionsDefinition,
+                        model_mapping: dg.PartitionMapping) -> dg.AssetsDefinition:
+    """Build ``risk_scores``; ``model_mapping`` maps an issue hour to the refresh partition it may use."""
+
     @dg.asset(
         name="risk_scores",
         group_name="scoring",
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=["cell_hour_features", "risk_ensemble"],
+        deps=["cell_hour_features", dg.AssetDep("risk_ensemble", partition_mapping=model_mapping)],
         kinds={"duckdb"},
     )
     def risk_scores(context: dg.AssetExecutionContext, riskcast: RiskcastResource) -> dg.MaterializeResult:
-        """Probability and relative risk of violent crime per cell for each of the next 72 hours."""
+        """Probability, relative risk and rank of each target per cell for each of the next 72 hours."""
         start, end = run_window(context)
         run = riskcast.run_config()
         jurisdiction = riskcast.jurisdiction()
         settings = riskcast.settings()
-        model_id, model_path = latest_model(settings.warehouse_path, start)
-        ensemble = RiskEnsemble.load(model_path)
+        targets = list(jurisdiction.targets or [])
+        spans = [span for target in targets for span in model_spans(settings.warehouse_path, target, start, end)]
+        for span in spans:
+            context.log.info(f"{span.target}: issue hours {span.start.isoformat()} to {span.end.isoformat()} "
+                             f"use {span.model_id} (train_end {span.train_end.isoformat()})")
 
         with connect(settings.warehouse_path, read_only=True) as connection:
             n_cells = connection.sql("SELECT count(*) FROM marts.dim_cells").fetchone()[0]
 
-        pieces = []
-        for piece_start, piece_end in chunks(start, end, CHUNK):
-            cutoff_rows = read_window(settings.features_dir, piece_start, piece_end, n_cells)
-            keys, features = build_scoring_frame(cutoff_rows, run.horizon_hours, jurisdiction.time_zone,
-                                                 jurisdiction.holiday_country, jurisdiction.holiday_subdivision,
-                                                 ensemble.feature_names)
-            pieces.append(relative_risk(keys, ensemble.predict_proba(features)))
-            context.log.info(f"scored issue hours {piece_start.isoformat()} to {piece_end.isoformat()}: "
-                             f"{keys.height} rows with {model_id}")
-        scores = pl.concat(pieces).with_columns(
-            pl.lit(model_id).alias("model_id"),
-            pl.col("issued_at").dt.replace_time_zone(None),
-            pl.col("hour").dt.replace_time_zone(None),
-        ).select("cell_id", "hour", "horizon_hours", "risk", "relative_risk", "model_id", "issued_at")
-
-        arrow_table = scores.to_arrow()
+        models = ModelCache()
+        rows = 0
+        risk_sum = 0.0
+        risk_max = 0.0
         with connect(settings.warehouse_path) as connection:
-            connection.execute(RISK_SCORES_DDL)
+            migrate_registry(connection)
+            migrated = migrate_risk_scores(connection)
+            if migrated:
+                context.log.info(f"migrated main.risk_scores: added columns {migrated}")
             connection.execute("BEGIN TRANSACTION")
-            connection.execute("DELETE FROM main.risk_scores WHERE issued_at >= ? AND issued_at < ?",
-                               [start.replace(tzinfo=None), end.replace(tzinfo=None)])
-            connection.register("incoming", arrow_table)
-            connection.execute("INSERT INTO main.risk_scores SELECT * FROM incoming")
-            connection.unregister("incoming")
+            connection.execute(
+                f"DELETE FROM main.risk_scores WHERE issued_at >= ? AND issued_at < ? "
+                f"AND target IN ({', '.join('?' for _ in targets)})", [naive(start), naive(end), *targets])
+            for piece_start, piece_end in chunks(start, end, CHUNK):
+                cutoff_rows = read_window(settings.features_dir, piece_start, piece_end, n_cells)
+                for scored in score_piece(cutoff_rows, spans, models, run.horizon_hours, jurisdiction):
+                    table = to_table(scored)
+                    connection.register("incoming", table.to_arrow())
+                    connection.execute(f"INSERT INTO main.risk_scores ({', '.join(SCORE_COLUMNS)}) "
+                                       f"SELECT {', '.join(SCORE_COLUMNS)} FROM incoming")
+                    connection.unregister("incoming")
+                    rows += table.height
+                    risk_sum += float(table["risk"].sum())
+                    risk_max = max(risk_max, float(table["risk"].max()))
+                context.log.info(f"scored issue hours {piece_start.isoformat()} to {piece_end.isoformat()} "
+                                 f"for {len(targets)} targets: {rows} rows so far")
             connection.execute("COMMIT")
 
         context.log.info(f"partitions {context.partition_key_range.start} to {context.partition_key_range.end}: "
-                         f"wrote {scores.height} risk scores")
+                         f"wrote {rows} risk scores for targets {targets}")
         return dg.MaterializeResult(metadata={
-            "dagster/row_count": dg.MetadataValue.int(scores.height),
-            "model_id": dg.MetadataValue.text(model_id),
-            "issue_hours": dg.MetadataValue.int(int((end - start) / timedelta(hours=1))),
-            "mean_risk": dg.MetadataValue.float(float(scores["risk"].mean())),
-            "max_risk": dg.MetadataValue.float(float(scores["risk"].max())),
+            "dagster/row_count": dg.MetadataValue.int(rows),
+            "targets": dg.MetadataValue.json(targets),
+            "models": dg.MetadataValue.json([
+                {"target": span.target, "model_id": span.model_id, "issue_start": span.start.isoformat(),
+                 "issue_end": span.end.isoformat()} for span in spans]),
+            "issue_hours": dg.MetadataValue.int(int((end - start) / HOUR)),
+            "mean_risk": dg.MetadataValue.float(risk_sum / rows if rows else float("nan")),
+            "max_risk": dg.MetadataValue.float(risk_max),
         })
 
     return risk_scores

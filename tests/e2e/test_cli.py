@@ -50,7 +50,8 @@ def test_missing_run_file_is_reported(tmp_path: Path) -> None:
 def test_missing_extracts_folder_is_reported(tmp_path: Path) -> None:
     run_file = tmp_path / "run.yaml"
     run_file.write_text("jurisdiction: chicago\nextracts_folder: nowhere\n"
-                        "train: {start: 2017-01-01, end: 2017-02-01}\nscore: {start: 2017-02-01, end: 2017-02-02}\n",
+                        "train: {start: 2017-01-01, end: 2017-02-01}\nscore: {start: 2017-02-01, end: 2017-02-02}\n"
+                        "refresh: {period: daily}\n",
                         encoding="utf-8")
 
     result = run_cli("run", "--config", str(run_file), home=tmp_path)

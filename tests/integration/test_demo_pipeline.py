@@ -42,7 +42,8 @@ def write_small_demo(folder: Path) -> tuple[Path, Path]:
     run_file.write_text(yaml.safe_dump({
         "jurisdiction": str(jurisdiction),
         "extracts_folder": str(extracts),
-        "train": {"start": "2023-02-01", "end": "2023-04-01"},
+        # Eight weeks: weekly refresh partitions end on Saturdays, the weekday of train.end.
+        "train": {"start": "2023-02-04", "end": "2023-04-01"},
         "score": {"start": "2023-04-01", "end": "2023-04-02"},
         "ensemble": {"epochs": 3},
     }), encoding="utf-8")

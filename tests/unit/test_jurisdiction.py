@@ -211,6 +211,7 @@ def test_yaml_dates_are_midnight_utc(tmp_path: Path) -> None:
     # Unquoted, so YAML loads them as dates rather than strings.
     path.write_text("jurisdiction: demo\n"
                     "train: {start: 2023-01-01, end: 2023-06-01}\n"
+                    "refresh: {period: daily}\n"
                     "score: {start: 2023-06-01, end: 2023-06-04}\n", encoding="utf-8")
 
     config = load_run_config(path)

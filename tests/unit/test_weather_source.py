@@ -79,6 +79,7 @@ def home(tmp_path: Path) -> Path:
     run_file.write_text(yaml.safe_dump({
         "jurisdiction": str(jurisdiction), "extracts_folder": str(tmp_path / "extracts"), "weather_source": "noaa",
         "train": {"start": "2023-05-01", "end": "2023-06-01"}, "score": {"start": "2023-06-01", "end": "2023-06-02"},
+        "refresh": {"period": "daily"},
     }), encoding="utf-8")
     return tmp_path
 
