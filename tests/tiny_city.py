@@ -1,7 +1,7 @@
 """A tiny hand-made city for training and scoring tests: four cells, hourly features, no extracts.
 
 The warehouse holds only ``marts.dim_cells``; the feature files are built from seeded random
-incidents by ``ml.features.build_cell_hour_features``. Ensembles are tiny (two nets of eight
+incidents by ``ml.features.build_cell_hour_features``, with no weather, 311 or neighbours. Ensembles are tiny (two nets of eight
 units, ten LightGBM trees) so that a refresh partition trains in a few seconds.
 """
 
@@ -16,8 +16,8 @@ import polars as pl
 import yaml
 
 from ml.feature_store import write_window
-from ml.features import LOOKBACK_HOURS, build_cell_hour_features
-from orchestration.assets.features import build_features_asset
+from ml.features import LOOKBACK_HOURS, FeatureInputs, build_cell_hour_features
+from orchestration.assets.features import build_features_asset, feature_layout
 from orchestration.assets.models import build_training_asset
 from orchestration.assets.scoring import build_scoring_asset
 from orchestration.jurisdiction import JURISDICTIONS_DIR, load_jurisdiction, load_run_config
@@ -68,9 +68,23 @@ def incident_counts(seed: int) -> pl.DataFrame:
     rows = []
     for cell, rate in zip(CELLS, (0.30, 0.15, 0.08, 0.03), strict=True):
         for step in np.flatnonzero(rng.random(n_hours) < rate):
-            rows.append({"cell_id": cell, "hour": first + int(step) * HOUR, "crime_count": 2, "violent_count": 1})
+            hour = first + int(step) * HOUR
+            rows.append((cell, hour, "violent", 1))
+            rows.append((cell, hour, "other", 1))
+            if step % 2:
+                rows.append((cell, hour, "robbery", 1))
     return pl.DataFrame(rows, schema={"cell_id": pl.String, "hour": pl.Datetime("us", "UTC"),
-                                      "crime_count": pl.Int64, "violent_count": pl.Int64})
+                                      "crime_group": pl.String, "incidents": pl.Int64}, orient="row")
+
+
+def tiny_features(run_file: Path, counts: pl.DataFrame, start: datetime, end: datetime) -> pl.DataFrame:
+    """Build the tiny city's feature rows of ``[start, end)`` from sparse group counts."""
+    layout = feature_layout(load_jurisdiction(load_run_config(run_file).jurisdiction))
+    cells = pl.DataFrame({"cell_id": CELLS, "area_km2": [1.0] * len(CELLS), "population": [None] * len(CELLS)},
+                         schema={"cell_id": pl.String, "area_km2": pl.Float64, "population": pl.Float64})
+    neighbours = pl.DataFrame(schema={"cell_id": pl.String, "neighbour_id": pl.String})
+    inputs = FeatureInputs(cells=cells, neighbours=neighbours, crime_counts=counts)
+    return build_cell_hour_features(inputs, layout, start, end, "America/Chicago", "US", "IL")
 
 
 def build_tiny_home(run_file: Path, home: Path) -> RiskcastSettings:
@@ -80,8 +94,7 @@ def build_tiny_home(run_file: Path, home: Path) -> RiskcastSettings:
     with connect(settings.warehouse_path) as connection:
         connection.execute("CREATE SCHEMA IF NOT EXISTS marts")
         connection.execute("CREATE OR REPLACE TABLE marts.dim_cells AS SELECT unnest(?) AS cell_id", [CELLS])
-    frame = build_cell_hour_features(CELLS, incident_counts(5), None, DATA_START, FEATURES_END, "America/Chicago",
-                                     "US", "IL")
+    frame = tiny_features(run_file, incident_counts(5), DATA_START, FEATURES_END)
     write_window(settings.features_dir, frame, DATA_START, FEATURES_END)
     return settings
 

@@ -16,7 +16,6 @@ import polars as pl
 import pytest
 
 from ml.feature_store import write_window
-from ml.features import build_cell_hour_features
 from orchestration.assets.models import REGISTRY_COLUMNS
 from orchestration.jurisdiction import ConfigError, load_jurisdiction, load_run_config
 from orchestration.partitions import (
@@ -35,6 +34,7 @@ from tests.tiny_city import (
     incident_counts,
     materialize,
     score_range,
+    tiny_features,
     write_tiny_city,
 )
 
@@ -279,7 +279,7 @@ def test_training_ignores_hours_after_end(tmp_path: Path) -> None:
     assert materialize(run_file, home, "risk_ensemble", instance, partition_key="2023-01-15").success
     before = registry(home)
     end = datetime(2023, 1, 22, tzinfo=UTC)
-    other = build_cell_hour_features(CELLS, incident_counts(99), None, end, FEATURES_END, "America/Chicago", "US", "IL")
+    other = tiny_features(run_file, incident_counts(99), end, FEATURES_END)
     write_window(settings.features_dir, other, end, FEATURES_END)
 
     assert materialize(run_file, home, "risk_ensemble", instance, partition_key="2023-01-15").success
