@@ -18,12 +18,16 @@
 -- side, so a cell of typical size falls into at most four tiles, and a tile of a regular grid
 -- contains about four to nine cells. A large cell spans more tiles, which costs time but no pair.
 --
--- shared_boundary_km: the length of the part of each cell's boundary that lies within the
--- tolerance of the other cell, averaged over both directions, less twice the tolerance, and
--- rounded to whole metres. The subtraction removes the stretch of up to one tolerance that
--- every contact picks up at each end. So a shared edge gets its length, and a neighbour that
--- touches only at a corner gets 0 (rook contiguity is shared_boundary_km > 0).
--- NOTE: at a contact that ends in an acute angle the estimate can be several metres too long.
+-- shared_boundary_km, to the metre. Cells that touch without overlapping (ST_Touches, the usual
+-- case in a clean layer or a generated grid) get the exact length of their common boundary, so a
+-- neighbour that touches only at a corner gets 0 and rook contiguity is shared_boundary_km > 0.
+-- Cells with a gap within the tolerance, or with overlapping slivers, get an estimate instead:
+-- the length of each cell's boundary within the tolerance of the other cell, averaged over both
+-- directions, less twice the tolerance. The subtraction removes the stretch of up to one
+-- tolerance that a contact picks up at each end, and the estimate is never below 0.
+-- NOTE: the estimate can be several metres too long where a contact ends in an acute angle.
+-- A pair that touches exactly in one place and has a gap elsewhere gets the exact length of the
+-- touching part only.
 --
 -- The table is symmetric: every pair appears as (A, B) and (B, A) with the same length, and no
 -- cell neighbours itself. A cell with no neighbour (an island) has no rows.
@@ -117,10 +121,17 @@ measured as (
     select
         cell_id,
         neighbour_id,
-        (
-            ST_Length(ST_Intersection(ST_Boundary(cell_geom), ST_Buffer(neighbour_geom, {{ tolerance_m }})))
-            + ST_Length(ST_Intersection(ST_Boundary(neighbour_geom), ST_Buffer(cell_geom, {{ tolerance_m }})))
-        ) / 2 as contact_m
+        case
+            when ST_Touches(cell_geom, neighbour_geom)
+                then ST_Length(ST_Intersection(ST_Boundary(cell_geom), ST_Boundary(neighbour_geom)))
+            else greatest(
+                (
+                    ST_Length(ST_Intersection(ST_Boundary(cell_geom), ST_Buffer(neighbour_geom, {{ tolerance_m }})))
+                    + ST_Length(ST_Intersection(ST_Boundary(neighbour_geom), ST_Buffer(cell_geom, {{ tolerance_m }})))
+                ) / 2 - 2 * {{ tolerance_m }},
+                0
+            )
+        end as shared_boundary_m
     from touching
 ),
 
@@ -128,7 +139,7 @@ pairs as (
     select
         cell_id,
         neighbour_id,
-        round(greatest(contact_m - 2 * {{ tolerance_m }}, 0)) / 1000 as shared_boundary_km
+        round(shared_boundary_m) / 1000 as shared_boundary_km
     from measured
 )
 
