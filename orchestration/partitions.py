@@ -85,10 +85,38 @@ def training_partition_key(run: RunConfig, jurisdiction: JurisdictionConfig,
     return start.strftime(refresh_key_format(run))
 
 
+class PartitionRangeError(ValueError):
+    """A run's partition range is inverted or reaches past the last partition that exists."""
+
+
 def run_window(context: dg.AssetExecutionContext) -> tuple[datetime, datetime]:
-    """Return the UTC ``[start, end)`` window of the partitions this run materializes."""
+    """Return the UTC ``[start, end)`` window of the partitions this run materializes.
+
+    Dagster 1.13 runs a range given by run tags even when its end comes before its start or lies
+    past the last partition, and hands the asset an inverted or future window. Both raise here,
+    before anything is read or written.
+    """
     window = context.partition_time_window
+    key_range = context.partition_key_range
+    check_window(window.start, window.end, key_range.start, key_range.end, context.assets_def.partitions_def)
     return window.start, window.end
+
+
+def check_window(start: datetime, end: datetime, start_key: str, end_key: str,
+                 partitions_def: dg.PartitionsDefinition | None) -> None:
+    """Raise ``PartitionRangeError`` naming the bad bound of an inverted or future range."""
+    if end <= start:
+        raise PartitionRangeError(
+            f"partition range end {end_key} is before its start {start_key}; give the earlier key as "
+            f"the start ({RANGE_START_TAG}) and the later one as the end ({RANGE_END_TAG})")
+    if not isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+        return
+    last = partitions_def.get_last_partition_window()
+    if last is None or end > last.end:
+        last_key = partitions_def.get_last_partition_key() if last is not None else "none"
+        raise PartitionRangeError(
+            f"partition range end {end_key} is past the last existing partition {last_key}; a "
+            f"partition exists once its time window has ended, so end the range at {last_key} or earlier")
 
 
 def partition_key(moment: datetime) -> str:
