@@ -366,18 +366,21 @@ def skip_weather(jurisdiction: JurisdictionConfig) -> str | None:
     return None
 
 
-# Category breaks across a known source-system change. For each change, the months compared are
-# the N whole months before the month of the change and the N whole months from the change on; a
-# change in the middle of a month leaves that month out. Every category gets every month of both
-# windows, with zero for a month without records, plus an '(all)' row for the whole table.
+# Category breaks across a known source-system change. For each change, the compared months are
+# the N whole months before the month of the change and the N whole months from the change on. A
+# change in the middle of a month leaves that month out, because it mixes both systems. Every
+# category gets every compared month, with zero for a month without records, and '(all)' is the
+# whole table.
 #
-# Two ratios of after to before are measured. mean_ratio compares the mean monthly counts. A steady
-# trend also moves those means apart (a rise of 10 records a month from 100 gives 1.77 over two
-# 12-month windows), so step_ratio fits one straight line per side with a shared slope (least
-# squares, the pooled within-window slope) and compares the two lines' levels at the change date:
-# a trend without a jump gives 1. break_factor is the smaller of the two jumps when both ratios
-# point the same way, and 1 when they disagree. A category that appears from nothing or vanishes
-# has an infinite factor.
+# mean_ratio is the ratio of the mean monthly counts after and before. A steady trend also moves
+# those means apart (a count that rises by 10 a month from 100 gives 1.77 over two 12-month
+# windows). So step_ratio draws one straight line per side with a shared slope and compares the
+# two lines' levels at the change date, which is 1 for a trend without a jump. With more than 12
+# months a side, the slope is the mean difference between months 12 apart on the same side, which
+# a seasonal cycle does not bend. With 12 or fewer, it is the pooled within-side least-squares
+# slope, which a seasonal cycle does bend. break_factor is the smaller of the two jumps when both
+# ratios point the same way, and 1 when they disagree. It is infinite for a category that appears
+# from no records or falls to none.
 CATEGORY_BREAKS_SQL = f"""
     WITH changes AS (
         SELECT
@@ -435,6 +438,13 @@ CATEGORY_BREAKS_SQL = f"""
         FROM series
         GROUP BY ALL
     ),
+    year_apart AS (
+        SELECT later.change_date, later.category, avg(later.records - earlier.records) / 12 AS slope
+        FROM series AS later
+        JOIN series AS earlier ON earlier.change_date = later.change_date AND earlier.category = later.category
+            AND earlier.is_before = later.is_before AND later.position - earlier.position = 12
+        GROUP BY ALL
+    ),
     pairs AS (
         SELECT
             before.change_date,
@@ -443,12 +453,14 @@ CATEGORY_BREAKS_SQL = f"""
             after.records::BIGINT AS after_records,
             before.mean_records AS before_mean,
             after.mean_records AS after_mean,
-            coalesce((before.sxy + after.sxy) / nullif(before.sxx + after.sxx, 0), 0) AS trend_per_month,
+            coalesce(year_apart.slope, (before.sxy + after.sxy) / nullif(before.sxx + after.sxx, 0), 0)
+                AS trend_per_month,
             before.mean_position AS before_position,
             after.mean_position AS after_position
         FROM sides AS before
         JOIN sides AS after ON after.change_date = before.change_date AND after.category = before.category
             AND before.is_before AND NOT after.is_before
+        LEFT JOIN year_apart ON year_apart.change_date = before.change_date AND year_apart.category = before.category
     ),
     levels AS (
         SELECT pairs.*, windows.change_note, windows.change_position, windows.before_start, windows.after_end,
@@ -513,7 +525,8 @@ CATEGORY_BREAKS_SQL = f"""
 def measure_category_breaks(connection: duckdb.DuckDBPyConnection, parameters: dict[str, Any]) -> pd.DataFrame:
     """Measure each category's jump in monthly counts across every configured source change."""
     if not parameters["source_change_dates"]:
-        raise ValueError("no source change to measure: list the changes in audit.source_changes")
+        raise ValueError("audit.source_changes is empty, so there is no change to measure: list the "
+                         "known source-system changes there")
     return run_sql(connection, CATEGORY_BREAKS_SQL, parameters)
 
 

@@ -754,9 +754,11 @@ class AuditConfig(BaseModel):
                     "count jumps at one of these dates is reported as a possible definition change; "
                     "an empty list skips the check")
     source_change_months: int = Field(
-        default=12, ge=1, le=60,
-        description="months on each side of a source change that are compared. Twelve months put every "
-                    "calendar month once on each side, so seasonality cancels out")
+        default=24, ge=1, le=60,
+        description="months on each side of a source change that are compared. A multiple of 12 puts "
+                    "every calendar month equally often on each side, so seasonality cancels out of the "
+                    "means. More than 12 lets the trend come from months a year apart, which a seasonal "
+                    "cycle does not bend")
     max_source_change_factor: float = Field(
         default=1.5, gt=1,
         description="factor by which a category's monthly count may rise or fall across a source change "

@@ -247,5 +247,5 @@ def test_philadelphia_migration_not_covered(philadelphia: tuple[Path, dg.Execute
     assert frame["category"].to_list() == ["(all)"]
     assert frame["judged_break_factor"].is_null().all()
     assert evaluation.metadata["changes_not_covered"].value == (
-        f"2020-01-01: the data ({months.min()} to {months.max()}) does not cover 2019-01 to 2020-12")
+        f"2020-01-01: the data ({months.min()} to {months.max()}) does not cover 2018-01 to 2021-12")
 
