@@ -257,7 +257,7 @@ def category_break_sentences(frame: pd.DataFrame, parameters: dict[str, Any]) ->
         small = categories[categories["judged_break_factor"].isna()]
         flagged = categories[categories["flagged"]]
         text = f"{change_date} ({note}): {len(categories)} categories compared"
-        if small.shape[0]:
+        if not small.empty:
             text += (f", of which {len(small)} had fewer than {parameters['min_source_change_records']} records "
                      f"and were not judged")
         if flagged.empty:
@@ -267,6 +267,13 @@ def category_break_sentences(frame: pd.DataFrame, parameters: dict[str, Any]) ->
                          f"after, {describe_ratio(row.mean_ratio)}; trend level at the date "
                          f"{describe_ratio(row.step_ratio)})" for row in flagged.itertuples()]
         sentences.append(text + f". Possible definition changes: {', '.join(listed_breaks)}.")
+
+        whole = rows[(rows["category"] == ALL) & rows["flagged"]]
+        if not whole.empty:
+            row = whole.iloc[0]
+            sentences.append(f"All categories together also change {describe_ratio(row['mean_ratio'])} "
+                             f"({row['before_mean']:,.1f} to {row['after_mean']:,.1f} records a month), so the "
+                             f"change added or dropped records rather than only moving them between categories.")
     return sentences
 
 

@@ -190,6 +190,8 @@ def test_category_break_in_report(toy_run: tuple[Path, Path, dg.ExecuteInProcess
     assert "likely a definition change: do not read it as a rise or fall of crime" in page
     assert ("Possible definition changes: BATTERY (3.0 records a month before, 6.0 after, x2.00; "
             "trend level at the date x2.00).") in page
+    assert ("All categories together also change x2.00 (3.0 to 6.0 records a month), so the change added or "
+            "dropped records rather than only moving them between categories.") in page
 
 
 # Blocking: the list of blocking checks, each forced to fail, and WARN checks that do not block.

@@ -216,6 +216,16 @@ def test_split_category_flagged_both_ways(tmp_path: Path) -> None:
     assert row_of(frame, "(all)")["mean_ratio"] == pytest.approx(1.0)
 
 
+def test_report_names_whole_table_jump(tmp_path: Path) -> None:
+    outcome, frame = breaks(tmp_path, monthly("THEFT", 100, 300), monthly("BURGLARY", 100, 100))
+    rule = next(rule for rule in ALL_RULES if rule.name == RULE)
+
+    sentences = finding_sentences(RuleResult(rule, outcome, frame), PARAMETERS)
+
+    assert sentences[-1] == ("All categories together also change x2.00 (200.0 to 400.0 records a month), so the "
+                             "change added or dropped records rather than only moving them between categories.")
+
+
 def test_mid_month_change_skips_that_month(tmp_path: Path) -> None:
     # A change on 2020-01-15 compares 2018-2019 with February 2020 to January 2022. January 2020
     # contains records of both systems, so it is left out.
@@ -289,6 +299,7 @@ def test_report_explains_break(tmp_path: Path) -> None:
     assert "3 categories compared, of which 1 had fewer than 200 records and were not judged" in sentences[1]
     assert sentences[1].endswith("Possible definition changes: THEFT (100.0 records a month before, 200.0 "
                                  "after, x2.00; trend level at the date x2.00).")
+    assert len(sentences) == 2
 
 
 @pytest.mark.parametrize(("changes", "message"), [
