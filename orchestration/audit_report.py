@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from orchestration.audit import SuiteOutcome
-from orchestration.audit_rules import ALL, AuditRule
+from orchestration.audit_rules import ALL, AuditRule, describe_ratio
 
 DOW_LABELS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 MONTH_LABELS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
@@ -234,6 +234,49 @@ def drift_sentences(frame: pd.DataFrame, parameters: dict[str, Any]) -> list[str
     return sentences
 
 
+def category_break_sentences(frame: pd.DataFrame, parameters: dict[str, Any]) -> list[str]:
+    """Explain category breaks at source-system changes, and list each change's flagged categories."""
+    months = parameters["source_change_months"]
+    factor = parameters["max_source_change_factor"]
+    sentences = [f"When the police records system behind the data changes, a category can start or stop "
+                 f"containing some kinds of incident. Its monthly count then jumps at the change date "
+                 f"although crime did not change. Such a jump is likely a definition change: do not read "
+                 f"it as a rise or fall of crime. This check compares each category's mean monthly count "
+                 f"in the {months} months before and after each known change, and the level of its trend "
+                 f"at the change date, and flags a category when both change by more than a factor of "
+                 f"{factor:g}, up or down."]
+
+    for change_date, rows in frame.groupby("change_date", sort=True):
+        note = rows["change_note"].iloc[0]
+        uncovered = rows[rows["note"].str.startswith("not judged: the data")]
+        if not uncovered.empty:
+            sentences.append(f"{change_date} ({note}): {uncovered['note'].iloc[0]}.")
+            continue
+
+        categories = rows[rows["category"] != ALL]
+        small = categories[categories["judged_break_factor"].isna()]
+        flagged = categories[categories["flagged"]]
+        text = f"{change_date} ({note}): {len(categories)} categories compared"
+        if not small.empty:
+            text += (f", of which {len(small)} had fewer than {parameters['min_source_change_records']} records "
+                     f"and were not judged")
+        if flagged.empty:
+            sentences.append(text + f"; no category changes by more than a factor of {factor:g}.")
+            continue
+        listed_breaks = [f"{row.category} ({row.before_mean:,.1f} records a month before, {row.after_mean:,.1f} "
+                         f"after, {describe_ratio(row.mean_ratio)}; trend level at the date "
+                         f"{describe_ratio(row.step_ratio)})" for row in flagged.itertuples()]
+        sentences.append(text + f". Possible definition changes: {', '.join(listed_breaks)}.")
+
+        whole = rows[(rows["category"] == ALL) & rows["flagged"]]
+        if not whole.empty:
+            row = whole.iloc[0]
+            sentences.append(f"All categories together also change {describe_ratio(row['mean_ratio'])} "
+                             f"({row['before_mean']:,.1f} to {row['after_mean']:,.1f} records a month), so the "
+                             f"change added or dropped records rather than only moving them between categories.")
+    return sentences
+
+
 def one_row_sentence(name: str, row: pd.Series, parameters: dict[str, Any]) -> list[str]:
     if name == "crime_duplicate_rows":
         return [f"{number(row['raw_rows'])} raw rows: {number(row['duplicated_ids'])} ids appear on more than one row "
@@ -284,6 +327,8 @@ def finding_sentences(result: RuleResult, parameters: dict[str, Any]) -> list[st
         return month_sentences(frame, parameters)
     if name == "crime_distribution_drift":
         return drift_sentences(frame, parameters)
+    if name == "crime_category_breaks":
+        return category_break_sentences(frame, parameters)
     if name == "crime_unlocated_by_area":
         high = frame[frame["judged_unlocated_share"] > parameters["max_unlocated_share"]]
         return [f"Unlocated share per area ranges from {percent(frame['unlocated_share'].min())} to "

@@ -12,6 +12,7 @@ out for jurisdictions that lack the source.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +29,8 @@ ALL = "(all)"
 
 
 def audit_parameters(jurisdiction: JurisdictionConfig) -> dict[str, Any]:
-    """Suite parameters: every numeric audit threshold by its field name, and the bounding box."""
+    """Suite parameters: every numeric audit threshold by its field name, the bounding box, and the
+    dates and notes of the known source-system changes as two parallel lists."""
     audit = jurisdiction.audit
     parameters = {name: value for name, value in audit.model_dump().items()
                   if isinstance(value, (int, float)) and not isinstance(value, bool)}
@@ -37,7 +39,9 @@ def audit_parameters(jurisdiction: JurisdictionConfig) -> dict[str, Any]:
                       inside_box_share=audit.min_inside_box_share, time_zone=jurisdiction.time_zone,
                       boundary_expected_features={layer.name: layer.expected_features
                                                   for layer in jurisdiction.boundaries.layers
-                                                  if layer.expected_features is not None})
+                                                  if layer.expected_features is not None},
+                      source_change_dates=[change.date.isoformat() for change in audit.source_changes],
+                      source_change_notes=[change.note for change in audit.source_changes])
     return parameters
 
 
@@ -73,6 +77,8 @@ class AuditRule:
     blocking: bool = False
     additional_deps: tuple[str, ...] = ()
     skip_reason: Callable[[JurisdictionConfig], str | None] = lambda jurisdiction: None
+    # Extra text metadata of the check, by key, computed from the measurement.
+    summarize: Callable[[pd.DataFrame], dict[str, str]] | None = None
 
 
 # Per-category sums of the calendar table, with an '(all)' row for the whole table.
@@ -360,6 +366,199 @@ def skip_weather(jurisdiction: JurisdictionConfig) -> str | None:
     return None
 
 
+# Category breaks across a known source-system change. For each change, the compared months are
+# the N whole months before the month of the change and the N whole months from the change on. A
+# change in the middle of a month leaves that month out, because it mixes both systems. Every
+# category gets every compared month, with zero for a month without records, and '(all)' is the
+# whole table.
+#
+# mean_ratio is the ratio of the mean monthly counts after and before. A steady trend also moves
+# those means apart (a count that rises by 10 a month from 100 gives 1.77 over two 12-month
+# windows). So step_ratio draws one straight line per side with a shared slope and compares the
+# two lines' levels at the change date, which is 1 for a trend without a jump. With more than 12
+# months a side, the slope is the mean difference between months 12 apart on the same side, which
+# a seasonal cycle does not bend. With 12 or fewer, it is the pooled within-side least-squares
+# slope, which a seasonal cycle does bend. break_factor is the smaller of the two jumps when both
+# ratios point the same way, and 1 when they disagree. It is infinite for a category that appears
+# from no records or falls to none.
+CATEGORY_BREAKS_SQL = f"""
+    WITH changes AS (
+        SELECT
+            unnest($source_change_dates::DATE[]) AS change_date,
+            unnest($source_change_notes::VARCHAR[]) AS change_note
+    ),
+    windows AS (
+        SELECT *,
+            (before_end - to_months($source_change_months))::DATE AS before_start,
+            (after_start + to_months($source_change_months))::DATE AS after_end,
+            datediff('month', before_end, after_start) / 2 AS change_position
+        FROM (
+            SELECT change_date, change_note,
+                date_trunc('month', change_date)::DATE AS before_end,
+                CASE WHEN day(change_date) = 1 THEN change_date
+                     ELSE (date_trunc('month', change_date) + INTERVAL 1 MONTH)::DATE END AS after_start
+            FROM changes
+        )
+    ),
+    monthly AS (
+        SELECT
+            local_month::DATE AS month,
+            CASE WHEN grouping(audit_category) = 1 THEN '{ALL}' ELSE audit_category END AS category,
+            sum(records) AS records
+        FROM audit.audit_crime_calendar
+        WHERE local_month IS NOT NULL
+        GROUP BY GROUPING SETS ((local_month, audit_category), (local_month))
+    ),
+    coverage AS (
+        SELECT min(month) AS first_month, max(month) AS last_month FROM monthly
+    ),
+    categories AS (
+        SELECT category FROM monthly UNION SELECT '{ALL}'
+    ),
+    window_months AS (
+        SELECT change_date, month, month < before_end AS is_before,
+            datediff('month', before_end, month) + 0.5 AS position
+        FROM (
+            SELECT change_date, before_end, after_start,
+                unnest(generate_series(before_start, after_end - INTERVAL 1 MONTH, INTERVAL 1 MONTH))::DATE AS month
+            FROM windows
+        )
+        WHERE month < before_end OR month >= after_start
+    ),
+    series AS (
+        SELECT window_months.*, categories.category, coalesce(monthly.records, 0) AS records
+        FROM window_months
+        CROSS JOIN categories
+        LEFT JOIN monthly ON monthly.month = window_months.month AND monthly.category = categories.category
+    ),
+    sides AS (
+        SELECT change_date, category, is_before,
+            sum(records) AS records, avg(records) AS mean_records, avg(position) AS mean_position,
+            regr_sxx(records, position) AS sxx, regr_sxy(records, position) AS sxy
+        FROM series
+        GROUP BY ALL
+    ),
+    year_apart AS (
+        SELECT later.change_date, later.category, avg(later.records - earlier.records) / 12 AS slope
+        FROM series AS later
+        JOIN series AS earlier ON earlier.change_date = later.change_date AND earlier.category = later.category
+            AND earlier.is_before = later.is_before AND later.position - earlier.position = 12
+        GROUP BY ALL
+    ),
+    pairs AS (
+        SELECT
+            before.change_date,
+            before.category,
+            before.records::BIGINT AS before_records,
+            after.records::BIGINT AS after_records,
+            before.mean_records AS before_mean,
+            after.mean_records AS after_mean,
+            coalesce(year_apart.slope, (before.sxy + after.sxy) / nullif(before.sxx + after.sxx, 0), 0)
+                AS trend_per_month,
+            before.mean_position AS before_position,
+            after.mean_position AS after_position
+        FROM sides AS before
+        JOIN sides AS after ON after.change_date = before.change_date AND after.category = before.category
+            AND before.is_before AND NOT after.is_before
+        LEFT JOIN year_apart ON year_apart.change_date = before.change_date AND year_apart.category = before.category
+    ),
+    levels AS (
+        SELECT pairs.*, windows.change_note, windows.change_position, windows.before_start, windows.after_end,
+            greatest(before_mean + trend_per_month * (change_position - before_position), 0) AS before_level,
+            greatest(after_mean + trend_per_month * (change_position - after_position), 0) AS after_level,
+            coalesce(coverage.first_month <= windows.before_start
+                     AND coverage.last_month >= windows.after_end - INTERVAL 1 MONTH, false) AS covered,
+            coverage.first_month, coverage.last_month
+        FROM pairs
+        JOIN windows USING (change_date)
+        CROSS JOIN coverage
+    ),
+    ratios AS (
+        SELECT *,
+            CASE WHEN before_mean > 0 THEN after_mean / before_mean
+                 WHEN after_mean > 0 THEN 'infinity'::DOUBLE END AS mean_ratio,
+            CASE WHEN before_level > 0 THEN after_level / before_level
+                 WHEN after_level > 0 THEN 'infinity'::DOUBLE END AS step_ratio
+        FROM levels
+    ),
+    factors AS (
+        SELECT *,
+            CASE
+                WHEN mean_ratio > 1 AND step_ratio > 1 THEN least(mean_ratio, step_ratio)
+                WHEN mean_ratio < 1 AND step_ratio < 1 THEN
+                    CASE WHEN greatest(mean_ratio, step_ratio) = 0 THEN 'infinity'::DOUBLE
+                         ELSE 1 / greatest(mean_ratio, step_ratio) END
+                WHEN mean_ratio IS NOT NULL AND step_ratio IS NOT NULL THEN 1.0
+            END AS break_factor,
+            before_records + after_records >= $min_source_change_records AS enough_records
+        FROM ratios
+    )
+    SELECT
+        strftime(change_date, '%Y-%m-%d') AS change_date,
+        category,
+        before_records,
+        after_records,
+        before_mean,
+        after_mean,
+        mean_ratio,
+        trend_per_month,
+        step_ratio,
+        break_factor,
+        CASE WHEN break_factor > 1 AND mean_ratio > 1 THEN 'rise'
+             WHEN break_factor > 1 THEN 'fall' ELSE 'none' END AS direction,
+        CASE WHEN covered AND enough_records THEN break_factor END AS judged_break_factor,
+        coalesce(covered AND enough_records AND break_factor > $max_source_change_factor, false) AS flagged,
+        coalesce(CASE
+            WHEN NOT covered THEN 'not judged: the data (' || coalesce(strftime(first_month, '%Y-%m'), 'none') || ' to '
+                || coalesce(strftime(last_month, '%Y-%m'), 'none') || ') does not cover '
+                || strftime(before_start, '%Y-%m') || ' to ' || strftime(after_end - INTERVAL 1 MONTH, '%Y-%m')
+            WHEN NOT enough_records THEN 'not judged: fewer than ' || $min_source_change_records
+                || ' records in the months compared'
+        END, '') AS note,
+        change_note
+    FROM factors
+    WHERE before_records + after_records > 0 OR category = '{ALL}'
+    ORDER BY change_date, category <> '{ALL}', flagged DESC, break_factor DESC NULLS LAST, category
+"""
+
+
+def measure_category_breaks(connection: duckdb.DuckDBPyConnection, parameters: dict[str, Any]) -> pd.DataFrame:
+    """Measure each category's jump in monthly counts across every configured source change."""
+    if not parameters["source_change_dates"]:
+        raise ValueError("audit.source_changes is empty, so there is no change to measure: list the "
+                         "known source-system changes there")
+    return run_sql(connection, CATEGORY_BREAKS_SQL, parameters)
+
+
+def describe_ratio(ratio: float) -> str:
+    """Write a ratio of after to before, naming a category that appears from, or falls to, no records."""
+    if math.isinf(ratio):
+        return "from no records"
+    if ratio == 0:
+        return "to no records"
+    return f"x{ratio:.2f}"
+
+
+def summarize_category_breaks(frame: pd.DataFrame) -> dict[str, str]:
+    """Name the categories flagged as possible definition changes, and the changes the data does not cover."""
+    if frame.empty:
+        return {"flagged_categories": "none", "changes_not_covered": "none"}
+
+    flagged = frame[frame["flagged"]]
+    named = [f"{row.category} at {row.change_date} ({describe_ratio(row.mean_ratio)}: {row.before_mean:.1f} to "
+             f"{row.after_mean:.1f} records a month)" for row in flagged.itertuples()]
+
+    uncovered = frame[frame["note"].str.startswith("not judged: the data")].drop_duplicates("change_date")
+    notes = [f"{row.change_date}: {row.note.removeprefix('not judged: ')}" for row in uncovered.itertuples()]
+    return {"flagged_categories": "; ".join(named) or "none", "changes_not_covered": "; ".join(notes) or "none"}
+
+
+def skip_source_changes(jurisdiction: JurisdictionConfig) -> str | None:
+    if not jurisdiction.audit.source_changes:
+        return "audit.source_changes lists no known source-system change"
+    return None
+
+
 STAGED = "stg_crimes__incidents"
 LOCATED = "int_incidents__located"
 CALENDAR = "audit_crime_calendar"
@@ -421,6 +620,11 @@ CRIME_RULES: tuple[AuditRule, ...] = (
     AuditRule("crime_category_volume", STAGED, "crime_category_volume",
               "Categories that vanish or appear from one month to the next (WARN).",
               measure_category_volume, additional_deps=(CALENDAR,)),
+    AuditRule("crime_category_breaks", STAGED, "crime_category_breaks",
+              "Categories whose monthly count jumps by more than audit.max_source_change_factor across a "
+              "known source-system change: a possible definition change, not a trend (WARN).",
+              measure_category_breaks, additional_deps=(CALENDAR,), skip_reason=skip_source_changes,
+              summarize=summarize_category_breaks),
     AuditRule("crime_late_updates", STAGED, "crime_late_updates",
               "Lag between event time and update time, per event year (WARN).",
               sql_measure(LATE_UPDATES_SQL), additional_deps=("audit_crime_records",),

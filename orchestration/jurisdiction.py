@@ -618,6 +618,19 @@ class BeatDistrictRule(BaseModel):
                              description="trailing digits that number the beat inside its district")
 
 
+# The field ``SourceChange.date`` would shadow the type ``date`` inside its class body.
+CalendarDate = date
+
+
+class SourceChange(BaseModel):
+    """A known change of the system that produces a source's records, such as a records-system migration."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    date: CalendarDate = Field(description="first day on which records come from the new system")
+    note: str = Field(min_length=1, description="what changed and where this is documented")
+
+
 class AuditConfig(BaseModel):
     """Thresholds of the data input audit, one per check, with defaults for a large US city.
 
@@ -734,6 +747,27 @@ class AuditConfig(BaseModel):
         description="records a category needs in a baseline before it vanishing is flagged, and in a "
                     "month before it appearing is flagged")
 
+    # Category breaks across known source-system changes.
+    source_changes: list[SourceChange] = Field(
+        default=[],
+        description="known changes of the crime source's records system. A category whose monthly "
+                    "count jumps at one of these dates is reported as a possible definition change; "
+                    "an empty list skips the check")
+    source_change_months: int = Field(
+        default=24, ge=1, le=60,
+        description="months on each side of a source change that are compared. A multiple of 12 puts "
+                    "every calendar month equally often on each side, so seasonality cancels out of the "
+                    "means. More than 12 lets the trend come from months a year apart, which a seasonal "
+                    "cycle does not bend")
+    max_source_change_factor: float = Field(
+        default=1.5, gt=1,
+        description="factor by which a category's monthly count may rise or fall across a source change "
+                    "before it is flagged as a possible definition change (WARN)")
+    min_source_change_records: int = Field(
+        default=200, ge=1,
+        description="records a category needs in the months compared, both sides together, before a "
+                    "break is judged")
+
     # Late updates.
     late_update_days: int = Field(
         default=365, ge=0, description="days between event and update after which an update is late")
@@ -804,6 +838,19 @@ class AuditConfig(BaseModel):
             if getattr(self, warn) > getattr(self, error):
                 raise ValueError(f"audit.{warn} ({getattr(self, warn)}) must not exceed audit.{error} "
                                  f"({getattr(self, error)}): the WARN level comes before the ERROR level")
+        return self
+
+    @model_validator(mode="after")
+    def check_source_changes(self) -> "AuditConfig":
+        dates = [change.date for change in self.source_changes]
+        repeated = sorted({day.isoformat() for day in dates if dates.count(day) > 1})
+        if repeated:
+            raise ValueError(f"audit.source_changes lists the dates {repeated} more than once: give each "
+                             f"source-system change one entry")
+        blank = [change.date.isoformat() for change in self.source_changes if not change.note.strip()]
+        if blank:
+            raise ValueError(f"audit.source_changes entries {blank} have a blank note: say what changed "
+                             f"and where it is documented")
         return self
 
 

@@ -87,7 +87,9 @@ def frame_markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def check_result(outcome: SuiteOutcome, frame: pd.DataFrame) -> dg.AssetCheckResult:
+def check_result(outcome: SuiteOutcome, frame: pd.DataFrame,
+                 summary: dict[str, str] | None = None) -> dg.AssetCheckResult:
+    """Turn a suite outcome into a check result, with the measurement and ``summary`` as metadata."""
     severity = dg.AssetCheckSeverity.ERROR if outcome.severity == "error" else dg.AssetCheckSeverity.WARN
     metadata: dict[str, dg.MetadataValue] = {
         "suite": dg.MetadataValue.text(outcome.suite),
@@ -102,6 +104,8 @@ def check_result(outcome: SuiteOutcome, frame: pd.DataFrame) -> dg.AssetCheckRes
         metadata.update(scalar_metadata(frame))
     elif len(frame) > 1:
         metadata["measurement"] = dg.MetadataValue.md(frame_markdown(frame))
+    for key, text in (summary or {}).items():
+        metadata[key] = dg.MetadataValue.text(text)
     return dg.AssetCheckResult(passed=outcome.passed, severity=severity, metadata=metadata)
 
 
@@ -116,7 +120,8 @@ def build_audit_check(rule: AuditRule) -> dg.AssetChecksDefinition:
                          f"{outcome.count('error')} errors")
         for problem in outcome.problems():
             context.log.warning(f"{rule.name}: {problem}")
-        return check_result(outcome, frame)
+        summary = rule.summarize(frame) if rule.summarize is not None and not frame.empty else None
+        return check_result(outcome, frame, summary)
 
     return audit_check
 

@@ -233,3 +233,19 @@ def test_philadelphia_skips_rules(philadelphia: tuple[Path, dg.ExecuteInProcessR
     assert "crime_late_updates" not in names
     assert "crime_beat_district_consistency" not in names
     assert "crime_unlocated_by_area" in names
+
+
+def test_philadelphia_migration_not_covered(philadelphia: tuple[Path, dg.ExecuteInProcessResult],
+                                            philadelphia_csv: pl.DataFrame) -> None:
+    # One month of 2017 cannot show a jump at the 2020 migration: the check runs and judges nothing.
+    months = philadelphia_csv.select(pl.col("dispatch_date").str.slice(0, 7).alias("month"))["month"]
+    evaluation = evaluations(philadelphia[1])["crime_category_breaks"]
+
+    frame = measured(philadelphia[0], "philadelphia", "crime_category_breaks")
+
+    assert evaluation.passed
+    assert frame["category"].to_list() == ["(all)"]
+    assert frame["judged_break_factor"].is_null().all()
+    assert evaluation.metadata["changes_not_covered"].value == (
+        f"2020-01-01: the data ({months.min()} to {months.max()}) does not cover 2018-01 to 2021-12")
+

@@ -50,8 +50,12 @@ def toy_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dg.Ex
     extracts = write_extracts(folder / "extracts", rows, [])
     jurisdiction = write_test_jurisdiction(folder, "2024-03-01")
     content = yaml.safe_load(jurisdiction.read_text(encoding="utf-8"))
+    # A source change on 2024-04-01, compared over one month on each side: BATTERY has 3 records in
+    # March and 6 in April.
     content["audit"] = {"min_inside_box_share": 0.5, "min_month_records": 1, "min_area_records": 1,
-                        "max_unlocated_share": 0.10}
+                        "max_unlocated_share": 0.10,
+                        "source_changes": [{"date": "2024-04-01", "note": "toy records-system change"}],
+                        "source_change_months": 1, "min_source_change_records": 1}
     jurisdiction.write_text(yaml.safe_dump(content), encoding="utf-8")
     run_file = write_run_file(folder, jurisdiction, extracts, ("2024-03-01", "2024-04-10"), ("2024-04-10", "2024-04-11"))
 
@@ -165,6 +169,29 @@ def test_report_written(toy_run: tuple[Path, Path, dg.ExecuteInProcessResult]) -
     assert "crime_unlocated_by_month" in page
     assert "2024-04" in page
     assert "<script" not in page
+
+
+# A category that doubles at a configured source change warns, without blocking.
+
+def test_category_break_check_warns(toy_run: tuple[Path, Path, dg.ExecuteInProcessResult]) -> None:
+    evaluation = evaluations(toy_run[2])["crime_category_breaks"]
+
+    assert evaluation.passed is False
+    assert evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert evaluation.metadata["flagged_categories"].value == (
+        "(all) at 2024-04-01 (x2.00: 3.0 to 6.0 records a month); "
+        "BATTERY at 2024-04-01 (x2.00: 3.0 to 6.0 records a month)")
+    assert "change_date=2024-04-01, category=BATTERY" in evaluation.metadata["problems"].value
+
+
+def test_category_break_in_report(toy_run: tuple[Path, Path, dg.ExecuteInProcessResult]) -> None:
+    page = (toy_run[1] / "testcity" / "reports" / "data_input_audit.html").read_text(encoding="utf-8")
+
+    assert "likely a definition change: do not read it as a rise or fall of crime" in page
+    assert ("Possible definition changes: BATTERY (3.0 records a month before, 6.0 after, x2.00; "
+            "trend level at the date x2.00).") in page
+    assert ("All categories together also change x2.00 (3.0 to 6.0 records a month), so the change added or "
+            "dropped records rather than only moving them between categories.") in page
 
 
 # Blocking: the list of blocking checks, each forced to fail, and WARN checks that do not block.
