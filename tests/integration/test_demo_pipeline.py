@@ -28,6 +28,7 @@ EXPECTED_METRICS = {"tpr", "tnr", "fpr", "fnr", "accuracy", "precision", "roc_au
 CELLS = 16
 SCORE_HOURS = 24
 HORIZON = 72
+TARGETS = ("violent", "robbery", "property")
 
 
 def write_small_demo(folder: Path) -> tuple[Path, Path]:
@@ -61,14 +62,16 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dg.D
 
 def read_scores(warehouse: Path) -> pl.DataFrame:
     with connect(warehouse, read_only=True) as connection:
-        return connection.sql("SELECT * FROM main.risk_scores ORDER BY issued_at, horizon_hours, cell_id").pl()
+        return connection.sql("SELECT * FROM main.risk_scores "
+                              "ORDER BY target, issued_at, horizon_hours, cell_id").pl()
 
 
 def test_scores_cover_cells_hours_horizons(demo_run: tuple[Path, Path, dg.DagsterInstance]) -> None:
     scores = read_scores(demo_run[1])
 
-    assert scores.height == CELLS * SCORE_HOURS * HORIZON
-    assert scores.select(pl.struct("cell_id", "hour", "horizon_hours").n_unique()).item() == scores.height
+    assert scores.height == CELLS * SCORE_HOURS * HORIZON * len(TARGETS)
+    assert sorted(scores["target"].unique()) == sorted(TARGETS)
+    assert scores.select(pl.struct("target", "cell_id", "hour", "horizon_hours").n_unique()).item() == scores.height
     assert scores["issued_at"].n_unique() == SCORE_HOURS
     assert scores["risk"].min() > 0
     assert scores["risk"].max() < 1
@@ -76,10 +79,26 @@ def test_scores_cover_cells_hours_horizons(demo_run: tuple[Path, Path, dg.Dagste
 
 def test_relative_risk_averages_one(demo_run: tuple[Path, Path, dg.DagsterInstance]) -> None:
     scores = read_scores(demo_run[1])
-    means = scores.group_by("issued_at", "horizon_hours").agg(pl.col("relative_risk").mean())["relative_risk"]
+    means = scores.group_by("target", "issued_at", "horizon_hours").agg(pl.col("relative_risk").mean())["relative_risk"]
 
     assert means.min() == pytest.approx(1.0, abs=1e-9)
     assert means.max() == pytest.approx(1.0, abs=1e-9)
+
+
+def test_ranks_order_cells_per_map(demo_run: tuple[Path, Path, dg.DagsterInstance]) -> None:
+    scores = read_scores(demo_run[1])
+    maps = scores.group_by("target", "issued_at", "horizon_hours").agg(
+        pl.col("rank").sort().alias("ranks"), pl.col("risk").sort_by("rank").alias("risk_by_rank"))
+
+    assert all(ranks == list(range(1, CELLS + 1)) for ranks in maps["ranks"].to_list())
+    assert all(risks == sorted(risks, reverse=True) for risks in maps["risk_by_rank"].to_list())
+
+
+def test_robbery_risk_below_violent_risk(demo_run: tuple[Path, Path, dg.DagsterInstance]) -> None:
+    scores = read_scores(demo_run[1])
+    mean_risk = dict(scores.group_by("target").agg(pl.col("risk").mean()).iter_rows())
+
+    assert mean_risk["robbery"] < mean_risk["violent"]
 
 
 def test_target_hour_matches_horizon(demo_run: tuple[Path, Path, dg.DagsterInstance]) -> None:
@@ -111,11 +130,14 @@ def test_ensemble_beats_chance(demo_run: tuple[Path, Path, dg.DagsterInstance]) 
 
 def test_model_has_manifest_and_card(demo_run: tuple[Path, Path, dg.DagsterInstance]) -> None:
     with connect(demo_run[1], read_only=True) as connection:
-        model_id, path = connection.sql("SELECT model_id, path FROM main.model_registry").fetchone()
+        models = connection.sql("SELECT target, model_id, path FROM main.model_registry ORDER BY target").fetchall()
+    target, model_id, path = models[0]
     manifest = json.loads((Path(path) / "manifest.json").read_text(encoding="utf-8"))
     card = (Path(path) / "MODEL_CARD.md").read_text(encoding="utf-8")
 
+    assert sorted(row[0] for row in models) == sorted(TARGETS)
     assert manifest["model_id"] == model_id
+    assert manifest["target"] == target
     assert len(manifest["training_data_sha256"]) == 64
     assert manifest["parameters"]["n_nets"] >= 10
     assert manifest["training_positives"] > 0
