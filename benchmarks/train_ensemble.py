@@ -68,11 +68,15 @@ def build_training_set(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return X, labels, hours
 
 
-def peak_memory_gb() -> tuple[float, float]:
-    """Return the peak resident set size of this process and of its largest finished child, in GB."""
+def peak_memory_gb(ensemble: RiskEnsemble) -> tuple[float, float]:
+    """Return the peak resident set size of this process and of the largest training worker, in GB.
+
+    Both include the pages of the shared feature matrix that the process touched, so their
+    sum counts those pages twice.
+    """
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6
-    return own, children
+    worker = (ensemble.worker_peak_rss_bytes or 0) / 1e9
+    return own, worker
 
 
 def train(config: EnsembleConfig, X: np.ndarray, y: np.ndarray, hours: np.ndarray) -> tuple[RiskEnsemble, float]:
@@ -96,7 +100,7 @@ def print_member_seconds(ensemble: RiskEnsemble) -> None:
     """Print the median and total seconds per member kind, for each stage, as measured inside the workers."""
     for kind in ("net", "lightgbm"):
         rows = [row for row in ensemble.member_report if row["kind"] == kind]
-        for key in ("seconds", "refit_seconds"):
+        for key in ("seconds", "cpu_seconds", "refit_seconds", "refit_cpu_seconds"):
             values = [row[key] for row in rows if key in row]
             if values:
                 print(f"{kind} {key}: median {np.median(values):.2f} s, total {np.sum(values):.1f} s over {len(values)}")
@@ -132,7 +136,7 @@ def report(config: EnsembleConfig, X: np.ndarray, y: np.ndarray, figures: dict) 
                      f"predictions identical: {figures['identical']}) |")
     lines += [
         f"| peak RSS, main process / largest worker | {figures['peak_own_gb']:.2f} GB / "
-        f"{figures['peak_children_gb']:.2f} GB |",
+        f"{figures['peak_worker_gb']:.2f} GB |",
         f"| scoring {N_CELLS} cells x {HORIZON_HOURS} hours | {figures['score_seconds'] * 1000:.0f} ms, "
         f"{N_CELLS * HORIZON_HOURS / figures['score_seconds']:,.0f} predictions per second |",
         f"| validation weights | nets {ensemble.weights['nets']:.3f}, lightgbm {ensemble.weights['lightgbm']:.3f} |",
@@ -176,7 +180,7 @@ def main() -> None:
         print(f"training with 1 worker: {single_seconds:.1f} s, speed-up {single_seconds / seconds:.2f}x, "
               f"identical predictions: {figures['identical']}", flush=True)
 
-    figures["peak_own_gb"], figures["peak_children_gb"] = peak_memory_gb()
+    figures["peak_own_gb"], figures["peak_worker_gb"] = peak_memory_gb(ensemble)
     text = report(config, X, y, figures)
     print(text)
     if arguments.record:

@@ -78,6 +78,7 @@ from ml.models import (
     NetMember,
     check_matrix_shape,
     fit_scaling_on_rows,
+    torch_threads,
 )
 from ml.sampling import (
     RecentWeeksSplit,
@@ -112,14 +113,14 @@ class EnsembleConfig:
 
     LightGBM: ``lgbm_members`` boosters, each on its own downsample, with
     ``lgbm_num_leaves``, ``lgbm_n_estimators`` trees, ``lgbm_learning_rate``,
-    ``lgbm_min_child_samples`` and ``lgbm_feature_fraction``.
+    ``lgbm_min_child_samples``, ``lgbm_feature_fraction`` and ``lgbm_max_bin``.
 
     Sampling: ``negative_ratio`` negatives per positive (1 for 1:1, 3 for 1:3).
 
-    Weights: the latest ``validation_weeks`` weeks (at most ``validation_fraction``
-    of the window) score the members; weeks are discounted with a half-life of
-    ``weight_half_life_weeks``; ``weight_floor`` is the smallest skill a member counts
-    with. ``refit_full`` refits every member on the whole window after weighting.
+    Weights: the latest ``validation_weeks`` weeks, at most ``validation_fraction``
+    of the window, score the members. Older weeks are discounted with a half-life of
+    ``weight_half_life_weeks``, and ``weight_floor`` is the smallest skill a member
+    counts with. ``refit_full`` refits every member on the whole window after weighting.
 
     ``num_threads`` is the number of training worker processes and the torch and
     LightGBM threads for prediction. ``seed`` fixes every random draw.
@@ -133,13 +134,14 @@ class EnsembleConfig:
     patience: int = 2
     batch_size: int = 1024
     learning_rate: float = 5e-3
-    net_bootstrap_rows: int | None = 16_000
-    lgbm_members: int = 2
+    net_bootstrap_rows: int | None = 12_000
+    lgbm_members: int = 1
     lgbm_num_leaves: int = 31
     lgbm_n_estimators: int = 100
     lgbm_learning_rate: float = 0.1
     lgbm_min_child_samples: int = 50
-    lgbm_feature_fraction: float = 0.8
+    lgbm_feature_fraction: float = 0.5
+    lgbm_max_bin: int = 63
     negative_ratio: float = 1.0
     validation_weeks: int = 4
     weight_half_life_weeks: float = 2.0
@@ -159,6 +161,7 @@ class EnsembleConfig:
             "lgbm_num_leaves": self.lgbm_num_leaves,
             "lgbm_n_estimators": self.lgbm_n_estimators,
             "lgbm_min_child_samples": self.lgbm_min_child_samples,
+            "lgbm_max_bin": self.lgbm_max_bin,
             "validation_weeks": self.validation_weeks,
             "num_threads": self.num_threads,
         }
@@ -166,6 +169,8 @@ class EnsembleConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"EnsembleConfig.{name} must be an integer >= 1, got {value!r}")
 
+        if self.lgbm_max_bin < 2:
+            raise ValueError(f"EnsembleConfig.lgbm_max_bin must be >= 2, got {self.lgbm_max_bin}")
         if self.seed < 0:
             raise ValueError(f"EnsembleConfig.seed must be >= 0, got {self.seed}")
         if len(self.hidden_sizes) == 0 or min(self.hidden_sizes) < 1:
@@ -326,7 +331,7 @@ class ArraySpec:
 
 @dataclass(frozen=True)
 class StageSpec:
-    """What a worker needs to train members of one stage (validation fit or refit) and score them."""
+    """Inputs of one training stage (the validation fit or the refit), shared by all of its member tasks."""
 
     stage: str
     X: ArraySpec
@@ -354,6 +359,7 @@ class MemberResult:
     validation_probability: np.ndarray | None
     metrics: dict | None
     seconds: float
+    cpu_seconds: float
 
 
 # Arrays the current process can read, by ArraySpec name: views on shared memory in workers,
@@ -397,6 +403,7 @@ def build_member(task: MemberTask, config: EnsembleConfig) -> NetMember | LightG
         learning_rate=config.lgbm_learning_rate,
         min_child_samples=config.lgbm_min_child_samples,
         feature_fraction=config.lgbm_feature_fraction,
+        max_bin=config.lgbm_max_bin,
         negative_ratio=config.negative_ratio,
         seed=derive_seed(config.seed, LIGHTGBM_STREAM, task.index),
         num_threads=config.num_threads,
@@ -410,6 +417,7 @@ def train_member(task: MemberTask, spec: StageSpec) -> MemberResult:
     in both cases, so the result does not depend on where it runs.
     """
     started = time.perf_counter()
+    cpu_started = time.process_time()
     X = read_array(spec.X)
     labels = read_array(spec.labels)
     rows = None if spec.rows is None else read_array(spec.rows)
@@ -421,7 +429,7 @@ def train_member(task: MemberTask, spec: StageSpec) -> MemberResult:
         member.fit(X, labels, rows, train_threads=1)
 
     if spec.validation_rows is None or spec.validation_weeks is None:
-        return MemberResult(member, None, None, time.perf_counter() - started)
+        return MemberResult(member, None, None, time.perf_counter() - started, time.process_time() - cpu_started)
 
     validation_rows = read_array(spec.validation_rows)
     probability = predict_validation(member, X, validation_rows, spec)
@@ -434,7 +442,7 @@ def train_member(task: MemberTask, spec: StageSpec) -> MemberResult:
     )
     # ROC-AUC sorts every validation row, which would add about a tenth of a second to each of 100 nets.
     metrics = weeks.evaluate(probability, with_auc=task.kind == "lightgbm")
-    return MemberResult(member, probability, metrics, time.perf_counter() - started)
+    return MemberResult(member, probability, metrics, time.perf_counter() - started, time.process_time() - cpu_started)
 
 
 def predict_validation(
@@ -472,14 +480,29 @@ def worker_context() -> multiprocessing.context.BaseContext:
     return context
 
 
+def worker_peak_rss_bytes(executor: ProcessPoolExecutor) -> int | None:
+    """Return the largest peak resident set size (VmHWM) among the live workers, or None without Linux /proc."""
+    peaks = []
+    # NOTE: ProcessPoolExecutor has no public list of its workers, so this reads the private _processes.
+    for pid in list(getattr(executor, "_processes", None) or {}):
+        status = Path(f"/proc/{pid}/status")
+        if not status.is_file():
+            continue
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peaks.append(int(line.split()[1]) * 1024)
+    return max(peaks) if peaks else None
+
+
 class MemberTrainer:
-    """Shares the training arrays with ``num_threads`` spawned workers (or none for one thread) and runs member tasks."""
+    """Member-task runner: ``num_threads`` worker processes reading shared arrays, or the caller's process for one."""
 
     def __init__(self, num_threads: int) -> None:
         self.num_threads = num_threads
         self.blocks: list[SharedMemory] = []
         self.local_names: list[str] = []
         self.executor: ProcessPoolExecutor | None = None
+        self.worker_peak_rss_bytes: int | None = None
 
     def __enter__(self) -> MemberTrainer:
         if self.num_threads > 1:
@@ -492,6 +515,7 @@ class MemberTrainer:
 
     def __exit__(self, *exc_info: object) -> None:
         if self.executor is not None:
+            self.worker_peak_rss_bytes = worker_peak_rss_bytes(self.executor)
             self.executor.shutdown(wait=True, cancel_futures=True)
         for block in self.blocks:
             block.close()
@@ -540,6 +564,7 @@ class RiskEnsemble:
         self.member_report: list[dict] = []
         self.validation_metrics: dict[str, dict] = {}
         self.training_seconds: dict[str, float] = {}
+        self.worker_peak_rss_bytes: int | None = None
 
     @property
     def lightgbm(self) -> LightGBMMember | None:
@@ -577,6 +602,7 @@ class RiskEnsemble:
                 nets, lightgbm_members = self.refit_members(trainer, X32, X_spec, labels_spec)
                 self.training_seconds["refit_stage"] = time.perf_counter() - refit_started
 
+        self.worker_peak_rss_bytes = trainer.worker_peak_rss_bytes
         self.nets = nets
         self.lightgbm_members = lightgbm_members
         self.feature_names = list(feature_names)
@@ -688,6 +714,7 @@ class RiskEnsemble:
             row["refit_n_neg_sampled"] = sample.n_neg_sampled
             row["refit_beta"] = sample.beta
             row["refit_seconds"] = result.seconds
+            row["refit_cpu_seconds"] = result.cpu_seconds
             if isinstance(result.member, NetMember):
                 row["refit_best_epoch"] = result.member.best_epoch
                 nets.append(result.member)
@@ -712,10 +739,12 @@ class RiskEnsemble:
         if not all(net.scaling.same_as(first_scaling) for net in self.nets):
             return np.mean([net.predict_proba(X) for net in self.nets], axis=0)
 
-        inputs = first_scaling.transform(X)
+        inputs = torch.from_numpy(first_scaling.transform(X))
         total = np.zeros(X.shape[0], dtype=np.float64)
-        for net in self.nets:
-            total += net.correct_logits(net.predict_logits(inputs))
+        with torch_threads(self.config.num_threads), torch.inference_mode():
+            for net in self.nets:
+                module, _ = net.require_fitted()
+                total += net.correct_logits(module(inputs).numpy())
         return total / len(self.nets)
 
     def require_fitted(self) -> None:
@@ -799,6 +828,7 @@ def member_row(task: MemberTask, result: MemberResult) -> dict:
         "n_neg_sampled": sample.n_neg_sampled,
         "beta": sample.beta,
         "seconds": result.seconds,
+        "cpu_seconds": result.cpu_seconds,
     }
     if isinstance(member, NetMember):
         row["bag_rows"] = sample.bag_rows

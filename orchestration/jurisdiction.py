@@ -944,15 +944,16 @@ class EnsembleSettings(BaseModel):
     batch_size: int = Field(default=1024, ge=1, description="mini-batch rows of the nets")
     learning_rate: float = Field(default=5e-3, gt=0, description="AdamW learning rate of the nets")
     net_bootstrap_rows: int | None = Field(
-        default=16_000, ge=100,
+        default=12_000, ge=100,
         description="rows in each net's bootstrap of its downsample; null means the downsample's size")
-    lgbm_members: int = Field(default=2, ge=1, description="number of LightGBM members, each on its own downsample")
+    lgbm_members: int = Field(default=1, ge=1, description="number of LightGBM members, each on its own downsample")
     lgbm_num_leaves: int = Field(default=31, ge=2, description="LightGBM num_leaves")
     lgbm_n_estimators: int = Field(default=100, ge=1, description="LightGBM boosting rounds (trees)")
     lgbm_learning_rate: float = Field(default=0.1, gt=0, description="LightGBM learning rate")
     lgbm_min_child_samples: int = Field(default=50, ge=1, description="LightGBM min_child_samples (rows per leaf)")
-    lgbm_feature_fraction: float = Field(default=0.8, gt=0, le=1,
+    lgbm_feature_fraction: float = Field(default=0.5, gt=0, le=1,
                                          description="LightGBM feature_fraction (share of features per tree)")
+    lgbm_max_bin: int = Field(default=63, ge=2, description="LightGBM max_bin (histogram bins per feature)")
     negative_ratio: float = Field(
         default=1.0, gt=0, allow_inf_nan=False,
         description="no-crime rows sampled per crime row when training each member: 1 for 1:1, 3 for 1:3")
