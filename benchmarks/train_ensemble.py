@@ -118,7 +118,8 @@ def report(config: EnsembleConfig, X: np.ndarray, y: np.ndarray, figures: dict) 
         "",
         f"- Command: `.venv/bin/python benchmarks/train_ensemble.py {' '.join(sys.argv[1:])}`",
         f"- Commit: {commit()}; machine: {os.cpu_count()} cores, {memory_gb:.0f} GB RAM, "
-        f"Python {platform.python_version()}",
+        f"Python {platform.python_version()}; load average {figures['load_before']:.1f} before and "
+        f"{os.getloadavg()[0]:.1f} after the run (other processes shared the cores when it is above 0)",
         f"- Input: synthetic, {X.shape[0]:,} rows ({N_CELLS} cells x {N_WEEKS} weeks of hourly cut-offs), "
         f"{X.shape[1]} float32 features, {int(y.sum()):,} positives (base rate {y.mean():.4f})",
         f"- Ensemble: {config.n_nets} nets {list(config.hidden_sizes)}, at most {config.epochs} epochs, "
@@ -139,6 +140,8 @@ def report(config: EnsembleConfig, X: np.ndarray, y: np.ndarray, figures: dict) 
         f"{figures['peak_worker_gb']:.2f} GB |",
         f"| scoring {N_CELLS} cells x {HORIZON_HOURS} hours | {figures['score_seconds'] * 1000:.0f} ms, "
         f"{N_CELLS * HORIZON_HOURS / figures['score_seconds']:,.0f} predictions per second |",
+        f"| CPU time in the workers, nets / LightGBM | {figures['net_cpu_seconds']:.1f} s / "
+        f"{figures['lightgbm_cpu_seconds']:.1f} s (both stages) |",
         f"| validation weights | nets {ensemble.weights['nets']:.3f}, lightgbm {ensemble.weights['lightgbm']:.3f} |",
         f"| validation log-loss skill | nets {ensemble.validation_metrics['nets']['skill']:.4f}, "
         f"lightgbm {ensemble.validation_metrics['lightgbm']['skill']:.4f}, "
@@ -165,11 +168,16 @@ def main() -> None:
           f"(base rate {y.mean():.4f})", flush=True)
     config = EnsembleConfig(n_nets=arguments.n_nets, num_threads=arguments.threads, seed=arguments.seed)
 
-    figures: dict = {}
+    figures: dict = {"load_before": os.getloadavg()[0]}
     ensemble, seconds = train(config, X, y, hours)
     figures["ensemble"] = ensemble
     print(f"training with {config.num_threads} workers: {seconds:.1f} s {ensemble.training_seconds}", flush=True)
     print_member_seconds(ensemble)
+    for kind in ("net", "lightgbm"):
+        figures[f"{kind}_cpu_seconds"] = sum(
+            row["cpu_seconds"] + row.get("refit_cpu_seconds", 0.0)
+            for row in ensemble.member_report if row["kind"] == kind
+        )
     probabilities, figures["score_seconds"] = score(ensemble, X)
 
     if arguments.compare_threads:

@@ -59,6 +59,7 @@ import json
 import logging
 import math
 import multiprocessing
+import os
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -252,7 +253,7 @@ def skill_weights(skill_by_member: dict[str, float], floor: float) -> dict[str, 
 def weekly_log_losses(y: np.ndarray, p: np.ndarray, week: np.ndarray, n_weeks: int) -> np.ndarray:
     """Return the mean log loss of probabilities ``p`` per validation week (NaN for an empty week)."""
     clipped = np.clip(p, PROBABILITY_CLIP, 1.0 - PROBABILITY_CLIP)
-    row_losses = -(y * np.log(clipped) + (1 - y) * np.log1p(-clipped))
+    row_losses = -np.where(y == 1, np.log(clipped), np.log1p(-clipped))
     totals = np.bincount(week, weights=row_losses, minlength=n_weeks)
     counts = np.bincount(week, minlength=n_weeks)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -267,44 +268,46 @@ def recent_skill(losses: np.ndarray, reference_losses: np.ndarray, counts: np.nd
     return float(1.0 - member_total / reference_total)
 
 
-@dataclass(frozen=True)
 class ValidationWeeks:
-    """Validation labels with their week index, and the reference forecast for the skill score."""
+    """Validation labels with their week index, and the reference forecast for the skill score.
 
-    labels: np.ndarray
-    week: np.ndarray
-    n_weeks: int
-    reference_rate: float
-    decay: np.ndarray
+    Weekly counts and the reference log losses are computed once, because every member is
+    scored against the same rows.
+    """
 
-    @property
-    def counts(self) -> np.ndarray:
-        return np.bincount(self.week, minlength=self.n_weeks)
+    def __init__(
+        self, labels: np.ndarray, week: np.ndarray, n_weeks: int, reference_rate: float, decay: np.ndarray
+    ) -> None:
+        self.labels = labels
+        self.week = week
+        self.n_weeks = n_weeks
+        self.decay = decay
+        self.counts = np.bincount(week, minlength=n_weeks)
+        self.positives = np.bincount(week, weights=labels, minlength=n_weeks).astype(np.int64)
 
-    @property
-    def positives(self) -> np.ndarray:
-        return np.bincount(self.week, weights=self.labels, minlength=self.n_weeks).astype(np.int64)
-
-    def reference_losses(self) -> np.ndarray:
-        return weekly_log_losses(self.labels, np.full(self.labels.shape[0], self.reference_rate), self.week, self.n_weeks)
+        # The reference forecast is one constant, so its weekly log loss follows from the counts.
+        rate = min(max(reference_rate, PROBABILITY_CLIP), 1.0 - PROBABILITY_CLIP)
+        totals = -(self.positives * np.log(rate) + (self.counts - self.positives) * np.log1p(-rate))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.reference_losses = totals / self.counts
 
     def evaluate(self, p: np.ndarray, with_auc: bool) -> dict:
         """Score ``p`` on every validation row and per week, with the discounted skill. ROC-AUC only ``with_auc``."""
         losses = weekly_log_losses(self.labels, p, self.week, self.n_weeks)
-        reference = self.reference_losses()
+        reference = self.reference_losses
         counts = self.counts
         metrics = {
             "log_loss": float(np.nansum(losses * counts) / counts.sum()),
             "brier": float(np.mean((p - self.labels) ** 2)),
             "roc_auc": float(roc_auc_score(self.labels, p)) if with_auc else None,
             "mean_probability": float(np.mean(p)),
-            "skill": recent_skill(losses, reference, self.counts, self.decay),
+            "skill": recent_skill(losses, reference, counts, self.decay),
         }
         metrics["weekly"] = [
             {
                 "week": week,
                 "decay": float(self.decay[week]),
-                "n_rows": int(self.counts[week]),
+                "n_rows": int(counts[week]),
                 "n_pos": int(self.positives[week]),
                 "log_loss": float(losses[week]),
                 "reference_log_loss": float(reference[week]),
@@ -480,6 +483,19 @@ def worker_context() -> multiprocessing.context.BaseContext:
     return context
 
 
+def shared_memory_fits(n_bytes: int) -> bool:
+    """Return whether /dev/shm has ``n_bytes`` free, with a 10% margin; True where /dev/shm does not exist.
+
+    Writing past the size of a full tmpfs kills the process with SIGBUS instead of raising,
+    so the space is checked before any block is created.
+    """
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        return True
+    stats = os.statvfs(shm)
+    return stats.f_bavail * stats.f_frsize >= 1.1 * n_bytes
+
+
 def worker_peak_rss_bytes(executor: ProcessPoolExecutor) -> int | None:
     """Return the largest peak resident set size (VmHWM) among the live workers, or None without Linux /proc."""
     peaks = []
@@ -497,8 +513,16 @@ def worker_peak_rss_bytes(executor: ProcessPoolExecutor) -> int | None:
 class MemberTrainer:
     """Member-task runner: ``num_threads`` worker processes reading shared arrays, or the caller's process for one."""
 
-    def __init__(self, num_threads: int) -> None:
+    def __init__(self, num_threads: int, shared_bytes: int = 0) -> None:
         self.num_threads = num_threads
+        if num_threads > 1 and not shared_memory_fits(shared_bytes):
+            logger.warning(
+                "shared memory (/dev/shm) has less than the %.2f GB the %d training workers need, so members "
+                "train in this process; the fitted ensemble is the same, only slower. Enlarge /dev/shm "
+                "(for Docker: --shm-size) to train on %d cores",
+                shared_bytes / 1e9, num_threads, num_threads,
+            )
+            self.num_threads = 1
         self.blocks: list[SharedMemory] = []
         self.local_names: list[str] = []
         self.executor: ProcessPoolExecutor | None = None
@@ -588,7 +612,9 @@ class RiskEnsemble:
             fit_rows.shape[0], config.n_nets, config.lgbm_members, config.num_threads,
         )
 
-        with MemberTrainer(config.num_threads) as trainer:
+        # Shared arrays: the features, the labels, and the fit, validation and week row indices.
+        shared_bytes = X32.nbytes + labels.nbytes + 3 * 8 * X32.shape[0]
+        with MemberTrainer(config.num_threads, shared_bytes) as trainer:
             X_spec = trainer.share(X32)
             labels_spec = trainer.share(labels)
 

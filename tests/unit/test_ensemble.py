@@ -477,3 +477,16 @@ def test_settings_defaults_match_config():
 def test_settings_reject_zero_ratio():
     with pytest.raises(ValueError, match=r"negative_ratio\n  Input should be greater than 0"):
         EnsembleSettings(negative_ratio=0)
+
+
+def test_small_shared_memory_trains_in_process(small_problem, monkeypatch, caplog):
+    X, y, hours = small_problem
+    monkeypatch.setattr("ml.ensemble.shared_memory_fits", lambda n_bytes: False)
+
+    expected = RiskEnsemble(TINY_CONFIG).fit(X, y, hours, FEATURE_NAMES).predict_proba(X[:2000])
+    ensemble = RiskEnsemble(replace(TINY_CONFIG, num_threads=2)).fit(X, y, hours, FEATURE_NAMES)
+
+    assert ensemble.predict_proba(X[:2000]).tobytes() == expected.tobytes()
+    assert ensemble.worker_peak_rss_bytes is None
+    assert "less than the" in caplog.text
+    assert "train in this process" in caplog.text
