@@ -2,8 +2,8 @@
 
 The training set has one row per (cell, hourly cut-off) for 801 census tracts and 26 weeks
 (3,498,768 rows), 60 float32 features and about 3% positives. The labels come from a
-logistic model with a non-linear part, so both nets and LightGBM have something to learn; a
-few weather-like columns are 5% missing. The script trains the ensemble with the default
+logistic model with a non-linear part, so both nets and LightGBM have something to learn. Four
+weather-like columns are 5% missing. The script trains the ensemble with the default
 ``EnsembleConfig`` (or the options given), then scores 801 cells x 72 hours, and prints:
 
 - training time, split into the validation stage and the refit;
@@ -106,6 +106,20 @@ def print_member_seconds(ensemble: RiskEnsemble) -> None:
                 print(f"{kind} {key}: median {np.median(values):.2f} s, total {np.sum(values):.1f} s over {len(values)}")
 
 
+def score_on_one_thread(ensemble: RiskEnsemble, X: np.ndarray) -> float:
+    """Time ``score`` with one prediction thread, then restore the ensemble's thread settings."""
+    config = ensemble.config
+    ensemble.config = replace(config, num_threads=1)
+    for member in ensemble.lightgbm_members:
+        member.num_threads = 1
+    try:
+        return score(ensemble, X)[1]
+    finally:
+        ensemble.config = config
+        for member in ensemble.lightgbm_members:
+            member.num_threads = config.num_threads
+
+
 def report(config: EnsembleConfig, X: np.ndarray, y: np.ndarray, figures: dict) -> str:
     """Format the figures as a docs/benchmarks.md entry."""
     from ingest_crimes import commit
@@ -139,7 +153,8 @@ def report(config: EnsembleConfig, X: np.ndarray, y: np.ndarray, figures: dict) 
         f"| peak RSS, main process / largest worker | {figures['peak_own_gb']:.2f} GB / "
         f"{figures['peak_worker_gb']:.2f} GB |",
         f"| scoring {N_CELLS} cells x {HORIZON_HOURS} hours | {figures['score_seconds'] * 1000:.0f} ms, "
-        f"{N_CELLS * HORIZON_HOURS / figures['score_seconds']:,.0f} predictions per second |",
+        f"{N_CELLS * HORIZON_HOURS / figures['score_seconds']:,.0f} predictions per second with "
+        f"{config.num_threads} threads; {figures['score_seconds_one_thread'] * 1000:.0f} ms with 1 thread |",
         f"| CPU time in the workers, nets / LightGBM | {figures['net_cpu_seconds']:.1f} s / "
         f"{figures['lightgbm_cpu_seconds']:.1f} s (both stages) |",
         f"| validation weights | nets {ensemble.weights['nets']:.3f}, lightgbm {ensemble.weights['lightgbm']:.3f} |",
@@ -179,6 +194,7 @@ def main() -> None:
             for row in ensemble.member_report if row["kind"] == kind
         )
     probabilities, figures["score_seconds"] = score(ensemble, X)
+    figures["score_seconds_one_thread"] = score_on_one_thread(ensemble, X)
 
     if arguments.compare_threads:
         single, single_seconds = train(replace(config, num_threads=1), X, y, hours)

@@ -104,7 +104,12 @@ SCALING_STREAM = 2
 
 @dataclass(frozen=True)
 class EnsembleConfig:
-    """Ensemble settings. The defaults train 100 nets on a 26-week Chicago window within a minute on 2 cores.
+    """Ensemble settings.
+
+    With the defaults, training on a 26-week window of 801 cells (3.5 million rows, 60
+    features) costs about 87 s of worker CPU time on a 2-vCPU KVM machine, which is an
+    estimated 50 s of wall time on two idle cores. docs/benchmarks.md has the measured
+    figures of ``benchmarks/train_ensemble.py``.
 
     Nets: ``n_nets`` feed-forward nets with ``hidden_sizes`` ReLU layers, ``dropout``,
     AdamW with ``learning_rate`` and ``weight_decay``, mini-batches of ``batch_size``,

@@ -87,7 +87,7 @@ class Bootstrap:
 class RecentWeeksSplit:
     """Fit rows and the latest validation weeks of a training window.
 
-    ``week`` is -1 on fit rows and 0, 1, ... on validation rows, where week 0 holds
+    ``week`` is -1 on fit rows and 0, 1, ... on validation rows, where week 0 contains
     the last 168 hours before the cut-off (the last hour plus one).
     """
 

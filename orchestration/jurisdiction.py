@@ -927,8 +927,8 @@ class Window(BaseModel):
 class EnsembleSettings(BaseModel):
     """Settings of the forecasting ensemble (``ml.ensemble.EnsembleConfig``); the run's seed seeds it.
 
-    The defaults equal EnsembleConfig's, which train 100 nets on a 26-week window of 801 cells
-    within about a minute on 2 cores. Test runs can set a smaller n_nets to finish sooner.
+    The defaults equal EnsembleConfig's, whose docstring gives their training cost. Test runs can
+    set a smaller n_nets to finish sooner.
     """
 
     model_config = ConfigDict(extra="forbid")
