@@ -137,7 +137,7 @@ def report(config: EnsembleConfig, X: np.ndarray, y: np.ndarray, figures: dict) 
         f"- Input: synthetic, {X.shape[0]:,} rows ({N_CELLS} cells x {N_WEEKS} weeks of hourly cut-offs), "
         f"{X.shape[1]} float32 features, {int(y.sum()):,} positives (base rate {y.mean():.4f})",
         f"- Ensemble: {config.n_nets} nets {list(config.hidden_sizes)}, at most {config.epochs} epochs, "
-        f"{config.net_bootstrap_rows} bootstrap rows each; {config.lgbm_members} LightGBM members x "
+        f"{config.net_bootstrap_rows} bootstrap rows each; LightGBM members: {config.lgbm_members} x "
         f"{config.lgbm_n_estimators} trees; {config.validation_weeks} validation weeks; refit on the whole window",
         "",
         "| figure | value |",
