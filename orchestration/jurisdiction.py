@@ -972,13 +972,50 @@ class Window(BaseModel):
 
 
 class EnsembleSettings(BaseModel):
+    """Settings of the forecasting ensemble (``ml.ensemble.EnsembleConfig``); the run's seed seeds it.
+
+    The defaults equal EnsembleConfig's, whose docstring gives their training cost. Test runs can
+    set a smaller n_nets to finish sooner.
+    """
+
     model_config = ConfigDict(extra="forbid")
 
-    n_nets: int = 10
-    epochs: int = 8
-    hidden_sizes: list[int] = [32, 16]
-    lgbm_n_estimators: int = 200
-    validation_fraction: float = 0.15
+    n_nets: int = Field(default=100, ge=1, description="number of bagged feed-forward nets")
+    hidden_sizes: list[int] = Field(default=[16], min_length=1,
+                                    description="widths of the nets' hidden ReLU layers, input side first")
+    dropout: float = Field(default=0.1, ge=0, lt=1, description="dropout rate after each hidden layer")
+    weight_decay: float = Field(default=1e-4, ge=0, description="AdamW weight decay of the nets")
+    epochs: int = Field(default=6, ge=1, description="maximum training epochs per net")
+    patience: int = Field(default=2, ge=1,
+                          description="epochs without a lower out-of-bag loss before a net stops early")
+    batch_size: int = Field(default=1024, ge=1, description="mini-batch rows of the nets")
+    learning_rate: float = Field(default=5e-3, gt=0, description="AdamW learning rate of the nets")
+    net_bootstrap_rows: int | None = Field(
+        default=12_000, ge=100,
+        description="rows in each net's bootstrap of its downsample; null means the downsample's size")
+    lgbm_members: int = Field(default=1, ge=1, description="number of LightGBM members, each on its own downsample")
+    lgbm_num_leaves: int = Field(default=31, ge=2, description="LightGBM num_leaves")
+    lgbm_n_estimators: int = Field(default=100, ge=1, description="LightGBM boosting rounds (trees)")
+    lgbm_learning_rate: float = Field(default=0.1, gt=0, description="LightGBM learning rate")
+    lgbm_min_child_samples: int = Field(default=50, ge=1, description="LightGBM min_child_samples (rows per leaf)")
+    lgbm_feature_fraction: float = Field(default=0.5, gt=0, le=1,
+                                         description="LightGBM feature_fraction (share of features per tree)")
+    lgbm_max_bin: int = Field(default=63, ge=2, description="LightGBM max_bin (histogram bins per feature)")
+    negative_ratio: float = Field(
+        default=1.0, gt=0, allow_inf_nan=False,
+        description="no-crime rows sampled per crime row when training each member: 1 for 1:1, 3 for 1:3")
+    validation_weeks: int = Field(
+        default=4, ge=1, description="latest weeks of the training window that score the members for their weights")
+    weight_half_life_weeks: float = Field(
+        default=2.0, gt=0, description="half-life in weeks of the discount on older validation weeks")
+    weight_floor: float = Field(
+        default=0.001, gt=0, description="smallest log-loss skill a member counts with when weighting")
+    validation_fraction: float = Field(
+        default=0.25, gt=0, lt=1,
+        description="largest share of the training window that validation may take (short windows)")
+    refit_full: bool = Field(default=True, description="refit every member on the whole window after weighting")
+    num_threads: int = Field(default=2, ge=1,
+                             description="training worker processes, and prediction threads")
 
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

@@ -65,15 +65,10 @@ LEGACY_TARGET = "violent"
 
 
 def ensemble_config(run: RunConfig) -> EnsembleConfig:
-    settings = run.ensemble
-    return EnsembleConfig(
-        n_nets=settings.n_nets,
-        hidden_sizes=tuple(settings.hidden_sizes),
-        epochs=settings.epochs,
-        lgbm_n_estimators=settings.lgbm_n_estimators,
-        validation_fraction=settings.validation_fraction,
-        seed=run.seed,
-    )
+    """Build the ensemble's config from the run file's ``ensemble`` block and the run's seed."""
+    settings = run.ensemble.model_dump()
+    settings["hidden_sizes"] = tuple(settings["hidden_sizes"])
+    return EnsembleConfig(**settings, seed=run.seed)
 
 
 

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from ml.sampling import downsample_balanced, prior_correct, time_split
+from ml.sampling import (
+    HOURS_PER_WEEK,
+    bootstrap_downsample,
+    check_negative_ratio,
+    downsample_balanced,
+    prior_correct,
+    recent_weeks_split,
+    time_split,
+)
 
 
 def make_labels(n_pos: int, n_neg: int, seed: int = 0) -> np.ndarray:
@@ -76,9 +84,14 @@ def test_downsample_rejects_non_binary_labels():
         downsample_balanced(y, np.random.default_rng(0))
 
 
-def test_downsample_rejects_nonpositive_ratio():
-    with pytest.raises(ValueError, match=r"ratio must be > 0.*got 0"):
-        downsample_balanced(make_labels(5, 50), np.random.default_rng(0), ratio=0)
+@pytest.mark.parametrize("ratio", [0, -1.0, float("nan"), float("inf")])
+def test_downsample_rejects_invalid_ratio(ratio):
+    with pytest.raises(ValueError, match=rf"negative ratio must be a finite number > 0 .*got {ratio}"):
+        downsample_balanced(make_labels(5, 50), np.random.default_rng(0), ratio=ratio)
+
+
+def test_check_negative_ratio_accepts_three():
+    assert check_negative_ratio(3) == 3.0
 
 
 def test_prior_correct_known_value():
@@ -114,22 +127,83 @@ def test_prior_correct_rejects_invalid_beta(beta):
         prior_correct(np.array([0.5]), beta)
 
 
-def test_prior_correct_restores_base_rate():
+@pytest.mark.parametrize("ratio", [1.0, 3.0])
+def test_prior_correct_restores_base_rate(ratio):
+    """A correctly specified model on a downsample, corrected, matches the known rate on held-out rows."""
     rng = np.random.default_rng(11)
-    n_rows = 400_000
+    n_rows = 800_000
     X = rng.standard_normal((n_rows, 3))
-    logit = -5.3 + X @ np.array([0.8, -0.5, 0.3])
-    y = (rng.random(n_rows) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int8)
-    base_rate = y.mean()
+    true_probability = 1.0 / (1.0 + np.exp(-(-5.3 + X @ np.array([0.8, -0.5, 0.3]))))
+    y = (rng.random(n_rows) < true_probability).astype(np.int8)
+    train, held_out = slice(0, n_rows // 2), slice(n_rows // 2, n_rows)
+    true_rate = true_probability[held_out].mean()
 
-    sample = downsample_balanced(y, rng)
-    model = LogisticRegression().fit(X[sample.indices], y[sample.indices])
-    p_sampled = model.predict_proba(X)[:, 1]
+    sample = downsample_balanced(y[train], rng, ratio)
+    model = LogisticRegression().fit(X[train][sample.indices], y[train][sample.indices])
+    p_sampled = model.predict_proba(X[held_out])[:, 1]
     p_corrected = prior_correct(p_sampled, sample.beta)
 
-    assert 0.003 < base_rate < 0.02
-    assert p_sampled.mean() > 10 * base_rate
-    assert abs(p_corrected.mean() - base_rate) / base_rate < 0.2
+    assert 0.003 < true_rate < 0.02
+    assert sample.n_neg_sampled == round(ratio * sample.n_pos)
+    assert p_sampled.mean() > 5 * true_rate
+    assert abs(p_corrected.mean() - true_rate) / true_rate < 0.05
+
+
+def test_bootstrap_keeps_class_balance():
+    y = make_labels(n_pos=200, n_neg=20_000, seed=2)
+    rng = np.random.default_rng(5)
+    sample = downsample_balanced(y, rng, ratio=3.0)
+
+    bag = bootstrap_downsample(y, sample, rng, n_rows=400)
+
+    assert bag.n_pos == 100
+    assert bag.n_neg == 300
+    assert int(y[bag.indices].sum()) == 100
+    assert bag.beta == pytest.approx((300 / 20_000) / (100 / 200), rel=1e-12)
+    assert set(bag.indices.tolist()) <= set(sample.indices.tolist())
+    assert set(bag.out_of_bag.tolist()) == set(sample.indices.tolist()) - set(bag.indices.tolist())
+
+
+def test_bootstrap_full_size_by_default():
+    y = make_labels(n_pos=50, n_neg=5_000, seed=2)
+    rng = np.random.default_rng(5)
+    sample = downsample_balanced(y, rng)
+
+    bag = bootstrap_downsample(y, sample, rng, n_rows=None)
+
+    assert bag.indices.shape == (100,)
+    assert bag.beta == pytest.approx(sample.beta, rel=1e-12)
+    assert np.unique(bag.indices).shape[0] < 100
+    assert bag.out_of_bag.shape[0] > 0
+
+
+def test_recent_weeks_split_counts_back_from_last_hour():
+    hours = np.repeat(np.arange(1000, 1000 + 10 * HOURS_PER_WEEK, dtype=np.int64), 3)
+    last_hour = 1000 + 10 * HOURS_PER_WEEK - 1
+
+    split = recent_weeks_split(hours, validation_weeks=2, max_validation_fraction=0.5)
+
+    assert split.n_weeks == 2
+    assert split.first_validation_hour == last_hour - 2 * HOURS_PER_WEEK + 1
+    assert int(split.validation.sum()) == 2 * HOURS_PER_WEEK * 3
+    assert split.week[hours == last_hour].tolist() == [0, 0, 0]
+    assert split.week[hours == last_hour - HOURS_PER_WEEK].tolist() == [1, 1, 1]
+    assert split.week[hours == split.first_validation_hour - 1].tolist() == [-1, -1, -1]
+    assert hours[split.fit].max() < hours[split.validation].min()
+
+
+def test_recent_weeks_split_caps_short_windows():
+    hours = np.arange(0, 3 * HOURS_PER_WEEK, dtype=np.int64)
+
+    split = recent_weeks_split(hours, validation_weeks=4, max_validation_fraction=0.25)
+
+    assert int(split.validation.sum()) == 126
+    assert split.n_weeks == 1
+
+
+def test_recent_weeks_split_rejects_tiny_window():
+    with pytest.raises(ValueError, match=r"a window of 2 hours leaves no room for validation"):
+        recent_weeks_split(np.array([5, 6], dtype=np.int64), validation_weeks=1, max_validation_fraction=0.25)
 
 
 def test_time_split_puts_latest_hours_in_validation():
