@@ -160,10 +160,12 @@ def card_metrics(manifest: dict[str, Any]) -> list[str]:
     lines = [
         "## Method and metrics",
         "",
-        f"- {parameters['n_nets']} feed-forward nets (torch), each on its own downsample of the negatives, "
-        "and LightGBM; probabilities corrected from the downsampled rate back to the population base rate",
-        f"- Member weights from the validation hours (the last {parameters['validation_fraction']:.0%} of "
-        f"training hours): {weights}",
+        f"- {parameters['n_nets']} feed-forward nets (torch) and {parameters['lgbm_members']} LightGBM "
+        f"member(s), each on its own downsample ({parameters['negative_ratio']:g} negatives per positive); "
+        "probabilities corrected from the downsampled rate back to the population base rate",
+        f"- Member weights from each member's log-loss skill over the last {parameters['validation_weeks']} "
+        f"weeks of the window (at most {parameters['validation_fraction']:.0%} of its hours), weeks "
+        f"discounted with a half-life of {parameters['weight_half_life_weeks']:g} weeks: {weights}",
         f"- Training wall time: {manifest['training_seconds']:.1f} s",
         "",
     ]

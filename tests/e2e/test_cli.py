@@ -34,7 +34,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     with connect(warehouse, read_only=True) as connection:
         scores = connection.sql("SELECT count(*) FROM main.risk_scores").fetchone()[0]
         models = {row[0] for row in connection.sql("SELECT DISTINCT model FROM main.evaluation_metrics").fetchall()}
-    assert scores == 64 * 72 * 72
+    assert scores == 64 * 72 * 72 * 3
     assert models == {"ensemble", "compstat"}
     assert (tmp_path / "dagster").is_dir()
 

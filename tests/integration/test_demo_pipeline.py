@@ -46,7 +46,7 @@ def write_small_demo(folder: Path) -> tuple[Path, Path]:
         # Eight weeks: weekly refresh partitions end on Saturdays, the weekday of train.end.
         "train": {"start": "2023-02-04", "end": "2023-04-01"},
         "score": {"start": "2023-04-01", "end": "2023-04-02"},
-        "ensemble": {"epochs": 3},
+        "ensemble": {"n_nets": 10, "epochs": 3},
     }), encoding="utf-8")
     return run_file, extracts
 

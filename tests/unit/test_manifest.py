@@ -45,7 +45,8 @@ def manifest(synthetic: bool) -> dict:
         "train_end": "2017-10-01T00:00:00+00:00", "horizon_hours": 72, "training_rows": 1000,
         "training_positives": 12, "base_rate": 0.012, "feature_files": [{"file": "day=2017-01-01.parquet"}],
         "training_data_sha256": "f" * 64, "feature_names": ["violent_1d", "horizon_hours"],
-        "parameters": {"n_nets": 2, "validation_fraction": 0.15}, "seed": 7,
+        "parameters": {"n_nets": 2, "lgbm_members": 1, "negative_ratio": 3.0, "validation_weeks": 4,
+                       "weight_half_life_weeks": 2.0, "validation_fraction": 0.25}, "seed": 7,
         "weights": {"nets": 0.4, "lightgbm": 0.6},
         "members": [{"kind": "net", "bag": 0, "roc_auc": 0.7, "log_loss": 0.06, "brier": 0.01, "weight": 0.2}],
         "validation_metrics": {"ensemble": {"roc_auc": 0.71, "log_loss": 0.05, "brier": 0.011,
@@ -85,3 +86,15 @@ def test_card_links_existing_bias_audit(tmp_path: Path) -> None:
     assert "had not been produced" not in card
     assert "SYNTHETIC" in card
     assert "synthetic (generated demo data)" in card
+
+
+def test_card_states_sampling_and_weighting(tmp_path: Path) -> None:
+    folder = tmp_path / "city" / "models" / "m"
+    folder.mkdir(parents=True)
+
+    card = write_model_card(folder, manifest(False), tmp_path / "bias_audit.html").read_text()
+
+    assert "2 feed-forward nets (torch) and 1 LightGBM member(s)" in card
+    assert "(3 negatives per positive)" in card
+    assert "over the last 4 weeks of the window (at most 25% of its hours)" in card
+    assert "half-life of 2 weeks: nets 0.400, lightgbm 0.600" in card
