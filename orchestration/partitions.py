@@ -86,7 +86,7 @@ def training_partition_key(run: RunConfig, jurisdiction: JurisdictionConfig,
 
 
 class PartitionRangeError(ValueError):
-    """A run's partition range is inverted or reaches past the last partition that exists."""
+    """Error for a partition range that is inverted or reaches past the last existing partition."""
 
 
 def run_window(context: dg.AssetExecutionContext) -> tuple[datetime, datetime]:
