@@ -44,8 +44,9 @@ def test_inverted_range_names_both_keys(tmp_path: Path) -> None:
 
 
 def test_range_past_last_partition_names_the_end(tmp_path: Path) -> None:
-    future = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
-    message, features_dir = failed_range(tmp_path, datetime(2023, 1, 20, tzinfo=UTC), future)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    future = now + timedelta(days=2)
+    message, features_dir = failed_range(tmp_path, now - timedelta(hours=3), future)
 
     assert f"partition range end {future:%Y-%m-%d-%H:%M} is past the last existing partition" in message
     assert not any(features_dir.glob("*.parquet"))
