@@ -22,6 +22,7 @@ pytestmark = pytest.mark.integration
 TRACTS = 801
 SCORE_HOURS = 7 * 24
 HORIZON = 72
+TARGETS = ("violent", "robbery", "property")
 METRICS = {"tpr", "tnr", "fpr", "fnr", "accuracy", "precision", "roc_auc", "pai"}
 
 
@@ -46,10 +47,13 @@ def test_scores_cover_tracts_hours_horizons(chicago_run: Path) -> None:
     with connect(chicago_run, read_only=True) as connection:
         rows, cells, issued = connection.sql(
             "SELECT count(*), count(DISTINCT cell_id), count(DISTINCT issued_at) FROM main.risk_scores").fetchone()
+        targets = [row[0] for row in connection.sql(
+            "SELECT DISTINCT target FROM main.risk_scores ORDER BY target").fetchall()]
 
     assert cells == TRACTS
     assert issued == SCORE_HOURS
-    assert rows == TRACTS * SCORE_HOURS * HORIZON
+    assert targets == sorted(TARGETS)
+    assert rows == TRACTS * SCORE_HOURS * HORIZON * len(TARGETS)
 
 
 def test_every_metric_for_both_models(chicago_run: Path) -> None:
