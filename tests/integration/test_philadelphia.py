@@ -114,7 +114,10 @@ def test_cells_are_the_tracts(warehouse: Path, extracts: Path) -> None:
 def test_scores_cover_every_tract(warehouse: Path) -> None:
     cells = scalar(warehouse, "SELECT count(*) FROM marts.dim_cells")
 
-    assert scalar(warehouse, "SELECT count(*) FROM main.risk_scores") == cells * SCORE_HOURS * HORIZON
+    targets = scalar(warehouse, "SELECT count(DISTINCT target) FROM main.risk_scores")
+
+    assert targets == 3
+    assert scalar(warehouse, "SELECT count(*) FROM main.risk_scores") == cells * SCORE_HOURS * HORIZON * targets
 
 
 def test_weather_is_absent_not_invented(warehouse: Path) -> None:
