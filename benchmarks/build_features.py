@@ -122,7 +122,7 @@ def report(year: int, figures: dict[str, float]) -> str:
         f"Python {platform.python_version()}",
         f"- Input: 801 cells x 8,760 hours = {rows:,} cell-hours, {figures['columns']} columns, "
         f"{INCIDENTS:,} incidents, {REQUESTS:,} 311 requests; peak RSS {figures['peak_rss_gb']:.2f} GB",
-        "- Target (issue 5): at least 5 million cell-hours per second for the build",
+        "- Target: at least 5 million cell-hours per second for the build",
         "",
         "| step | wall time | cell-hours per second |",
         "|---|---|---|",
