@@ -1,9 +1,9 @@
 """Feature build rate for one city-year at Chicago's size: cell-hours per second, with and without Parquet writes.
 
-The inputs are synthetic and sized like Chicago 2017: 801 cells on a queen-contiguity grid (about
-as many neighbours as a census tract has), 8,760 hours, about 260,000 incidents spread over the
-violent, robbery, property and other groups, hourly weather, and about 20,000 sanitation 311
-requests. The build runs month by month, as the ``cell_hour_features`` asset does, so the figures
+The inputs are synthetic and sized like Chicago 2017. There are 801 cells on a queen-contiguity
+grid (about as many neighbours as a census tract has) and 8,760 hours. About 260,000 incidents are
+spread over the violent, robbery, property and other groups, with hourly weather and about 20,000
+sanitation 311 requests. The build runs month by month, as the ``cell_hour_features`` asset does, so the figures
 are those of the asset minus its warehouse reads. Run from the repository root:
 
     .venv/bin/python benchmarks/build_features.py [--year 2017] [--record]

@@ -2,9 +2,9 @@
 
 A panel row describes cell ``c`` at the START of UTC hour ``h``: every input uses only events and
 observations before ``h``. The registry is the one place where a feature is defined. Its
-``missing`` policy says what happens when the value cannot be known: either it never is missing
-(and the definition says why), or the feature gets an indicator column ``<name>_missing`` that is
-true where the value was imputed, and the stated imputation. No feature is silently zero.
+``missing`` policy states what happens when the value cannot be known. Either it is never missing
+(and the definition explains why), or the feature gets an indicator column ``<name>_missing``,
+true where the value was imputed, and a stated imputation. No feature is silently zero.
 
 The families follow the earlier tool's inputs and the near-repeat literature:
 - calendar terms, with holidays from the ``holidays`` package;

@@ -2,10 +2,10 @@
 
 A feature row for cell ``c`` and UTC hour ``h`` describes the state of the city at the START of
 hour ``h``: it uses only events and observations before ``h``. Lag windows cover ``[h - w, h)`` and
-never include hour ``h`` itself; weather is that of hour ``h - 1``, the last complete hour; 311
-counts come from local days before the hour's local date. The row also carries one label column per
-target, ``label_<target>``, the number of the target's incidents in hour ``h``: a label, never a
-model input.
+never include hour ``h`` itself. Weather is that of hour ``h - 1``, the last complete hour, and 311
+counts come from local days before the hour's local date. The row also carries one label column
+per target, ``label_<target>``: the number of the target's incidents in hour ``h``. Labels are
+never model inputs.
 
 Every column is defined in ``ml.feature_registry``, with its missing-value policy. The arrays are
 laid out ``[hour, cell]`` so that trailing windows are differences of cumulative sums, and
@@ -37,7 +37,6 @@ from ml.feature_registry import (
     WEATHER_IMPUTATION,
     WEATHER_LEVELS,
     FeatureLayout,
-    feature_specs,
     label_column,
     panel_schema,
 )
@@ -175,12 +174,17 @@ def neighbour_matrix(neighbours: pl.DataFrame, cells: list[str]) -> tuple[sparse
     return sparse.diags(scale.astype(np.float32)) @ adjacency, degree.astype(np.int16)
 
 
+def counted_groups(layout: FeatureLayout) -> list[str]:
+    """Return the crime groups the builder reads: tracked groups, categories and unmapped codes."""
+    return sorted(set(layout.groups) | set(layout.categories) | {UNMAPPED_CATEGORY})
+
+
 def crime_columns(inputs: FeatureInputs, layout: FeatureLayout, cells: list[str], start: datetime,
                   end: datetime) -> dict[str, np.ndarray]:
     """Lagged counts per group, all-crime count, near-repeat hours, neighbour means and labels."""
     first_hour = start - LOOKBACK_HOURS * HOUR
     n_hours = hours_between(first_hour, end)
-    all_names = sorted(set(layout.groups) | set(layout.categories) | {UNMAPPED_CATEGORY})
+    all_names = counted_groups(layout)
     counts = dense_group_counts(inputs.crime_counts, all_names, cells, first_hour, n_hours)
     index = {name: position for position, name in enumerate(all_names)}
     weights, degree = neighbour_matrix(inputs.neighbours, cells)
@@ -355,7 +359,8 @@ def build_cell_hour_features(
     ]
     for name in CALENDAR_COLUMNS:
         series.append(pl.Series(name, np.repeat(calendar[name].to_numpy(), n_cells)))
-    for name, dtype in panel_schema(layout).items():
+    schema = panel_schema(layout)
+    for name, dtype in schema.items():
         if name in KEY_COLUMNS or name in CALENDAR_COLUMNS:
             continue
         if name in per_cell_hour:
@@ -367,13 +372,10 @@ def build_cell_hour_features(
         else:
             raise KeyError(f"feature {name} is in the registry but no builder makes it")
         series.append(pl.Series(name, values.astype(NUMPY_TYPES[dtype], copy=False)))
-    frame = pl.DataFrame(series).cast(panel_schema(layout))
+    frame = pl.DataFrame(series).cast(schema)
 
     logger.info("built %d feature rows (%d columns) for %d cells, %s to %s", frame.height, frame.width,
                 n_cells, start.isoformat(), end.isoformat())
     return frame
 
 
-def registered_inputs(layout: FeatureLayout) -> list[str]:
-    """Names of the registry's features, without indicators (for reports and tests)."""
-    return [spec.name for spec in feature_specs(layout)]

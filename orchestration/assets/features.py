@@ -20,6 +20,7 @@ from ml.features import (
     WEATHER_LOOKBACK_HOURS,
     FeatureInputs,
     build_cell_hour_features,
+    counted_groups,
 )
 from orchestration.assets.audits import AUDITED_INPUTS
 from orchestration.jurisdiction import JurisdictionConfig
@@ -80,7 +81,6 @@ def read_requests(connection, first_day: date, last_day: date) -> pl.DataFrame:
 def read_inputs(connection, layout: FeatureLayout, cells: pl.DataFrame, neighbours: pl.DataFrame,
                 start: datetime, end: datetime) -> FeatureInputs:
     """Read the warehouse rows that the features of ``[start, end)`` need, with their lookbacks."""
-    groups = sorted(set(layout.groups) | set(layout.categories) | {"unknown"})
     requests = None
     if layout.request_types:
         requests = read_requests(connection, start.date() - timedelta(days=REQUEST_LOOKBACK_DAYS + 1),
@@ -88,7 +88,7 @@ def read_inputs(connection, layout: FeatureLayout, cells: pl.DataFrame, neighbou
     return FeatureInputs(
         cells=cells,
         neighbours=neighbours,
-        crime_counts=read_crime_counts(connection, groups, start - LOOKBACK_HOURS * HOUR, end),
+        crime_counts=read_crime_counts(connection, counted_groups(layout), start - LOOKBACK_HOURS * HOUR, end),
         weather=read_weather(connection, start - WEATHER_LOOKBACK_HOURS * HOUR, end),
         requests=requests,
     )

@@ -136,7 +136,7 @@ def offense_codes_of(jurisdiction: JurisdictionConfig, target: str) -> list[str]
 
 @dataclass(frozen=True)
 class TrainingRequest:
-    """What one refresh partition trains: its window, the panel read once, and the run's settings."""
+    """Inputs of one refresh partition's training: its window, the panel read once, and the run's settings."""
 
     partition_key: str
     start: datetime
@@ -234,7 +234,7 @@ def build_training_asset(partitions_def: dg.PartitionsDefinition,
         kinds={"pytorch", "lightgbm"},
     )
     def risk_ensemble(context: dg.AssetExecutionContext, riskcast: RiskcastResource) -> dg.MaterializeResult:
-        """One ensemble per target: bagged torch nets and LightGBM trained on the hours before the partition's end."""
+        """Train one ensemble per target (bagged torch nets and LightGBM) on the hours before the partition's end."""
         run = riskcast.run_config()
         jurisdiction = riskcast.jurisdiction()
         settings = riskcast.settings()

@@ -70,8 +70,8 @@ def naive(moment: datetime) -> datetime:
 def model_spans(warehouse: Path, target: str, start: datetime, end: datetime) -> list[ModelSpan]:
     """Split the issue hours ``[start, end)`` by the model that scores them for ``target``.
 
-    Hour ``h`` gets the registered model of ``target`` with the latest ``train_end <= h``; among
-    models with the same ``train_end``, the one registered last (then the highest model id).
+    Hour ``h`` gets the registered model of ``target`` with the latest ``train_end <= h``. Among
+    models with the same ``train_end``, the one registered last wins (then the highest model id).
     """
     with connect(warehouse, read_only=True) as connection:
         exists = connection.sql("SELECT count(*) FROM information_schema.tables "
@@ -115,8 +115,8 @@ def rank_and_relative_risk(scored: pl.DataFrame) -> pl.DataFrame:
     """Add relative risk and rank within each map (one issue hour, horizon and target).
 
     ``relative_risk`` is the cell's risk divided by the mean risk over all cells of the map, so
-    it averages 1 in every map. ``rank`` 1 is the highest risk of the map; cells with equal risk
-    are ranked by ``cell_id`` in ascending order, so ranks are unique and repeatable.
+    it averages 1 in every map. ``rank`` 1 is the highest risk of the map. Cells with equal risk
+    are ranked by ascending ``cell_id``, so ranks are unique and repeatable.
     """
     ordered = scored.sort([*MAP_KEYS, "risk", "cell_id"], descending=[False, False, False, True, False])
     return ordered.with_columns(
