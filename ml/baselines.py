@@ -70,16 +70,16 @@ class CompstatBaseline(RiskBaseline):
     hour of the week. With `period="day_of_week"` (name "compstat_day") it is
     the local day of the week, and the risk is the cell's mean count per hour
     on that weekday. That equals the mean daily count divided by 24 when every
-    local day in the window has 24 hours, so every hour of a day gets the same
-    risk and the ranking of cells in any hour is the daily ranking. The
+    local day in the window has 24 hours. Every hour of a day gets the same
+    risk, so the ranking of cells in any hour is the daily ranking. The
     23-hour and 25-hour days of daylight-saving changes count with their real
     number of hours.
 
     The mean divides a cell's summed counts by the number of history rows that
     cell has in that period, so a cell-hour missing from the history is not
     counted as a zero. CompStat therefore needs the complete cell-hour spine,
-    zeros included: on a sparse history of crime rows alone every mean would
-    be at least 1. When the history covers less than `years` years before the
+    zeros included, because on a sparse history of crime rows alone every
+    mean would be at least 1. When the history covers less than `years` years before the
     cutoff, the fit uses what there is, and `history_start`, `history_end`,
     `history_weeks` and `description` record the span used.
     """
@@ -308,7 +308,7 @@ class RandomBaseline(RiskBaseline):
         self.cutoff: datetime | None = None
 
     def fit(self, history: pl.DataFrame, cutoff: datetime) -> "RandomBaseline":
-        """Check the inputs and store the cutoff; the scores ignore the history."""
+        """Check the inputs and store the cutoff. The scores do not depend on the history."""
         check_history(history)
         self.cutoff = as_utc(cutoff, "cutoff")
         return self
@@ -387,7 +387,7 @@ def make_baseline(
 ) -> RiskBaseline:
     """Build the baseline called `name` (one of BASELINE_NAMES) with its keyword `params`.
 
-    `cells` (cell_id, x_m, y_m, area_km2; see `ml.hotspots.cells_from_lonlat`)
+    `cells` (cell_id, x_m, y_m and area_km2, as built by `ml.hotspots.cells_from_lonlat`)
     is required by the two hotspot baselines, `time_zone` is used by CompStat
     and `seed` by the random baseline. The others ignore them. An unknown name
     or a parameter the baseline does not take raises ValueError.

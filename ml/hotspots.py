@@ -20,7 +20,7 @@ Both baselines place every crime at its cell's centroid and accept a sparse
 history (only cell-hours with crime_count > 0) as well as the complete spine.
 Their risk is the same for every target hour of a cell. Cells come as a polars
 frame with `cell_id` (String), `x_m`, `y_m` (Float64, projected metres) and
-`area_km2`; `cells_from_lonlat` builds it from the cell centroids in
+`area_km2`. `cells_from_lonlat` builds it from the cell centroids in
 longitude and latitude.
 """
 
@@ -52,8 +52,9 @@ def cells_from_lonlat(frame: pl.DataFrame) -> pl.DataFrame:
     The projection is a local equirectangular one about the mean longitude and
     latitude of the centroids: x_m = R * cos(mean latitude) * (lon - mean lon)
     and y_m = R * (lat - mean lat), angles in radians, R the mean Earth radius.
-    Over a city of 50 km its distances are within about 0.5% of the
-    great-circle ones, which is plenty for a kernel bandwidth.
+    Over a city 50 km from north to south, the change of cos(latitude) puts
+    its east-west distances within about 0.5% of the great-circle ones (an
+    estimate for latitudes near 42 degrees), which is plenty for a kernel bandwidth.
     These are the columns of the warehouse table marts.dim_cells.
     """
     check_columns(frame, {"cell_id": pl.String, "centroid_lon": None, "centroid_lat": None, "area_km2": None}, "cells")
@@ -186,10 +187,10 @@ class RetrospectiveHotspot(RiskBaseline):
 
     Each crime sits at its cell's centroid and is shared among the cells in
     proportion to the Gaussian weight exp(-d^2 / (2 * bandwidth_m^2)) of the
-    centroid distance d, cut at 4 bandwidths. The shares of one crime sum to 1,
-    so the risk of a cell, its kernel-weighted crimes divided by the hours in
-    the window, is an expected count per hour, and the risks of all cells sum
-    to the city's mean count per hour. The default bandwidth of 400 m suits
+    centroid distance d, cut at 4 bandwidths. The shares of one crime sum to 1.
+    The risk of a cell, its kernel-weighted crimes divided by the hours in the
+    window, is therefore an expected count per hour, and the risks of all
+    cells sum to the city's mean count per hour. The default bandwidth of 400 m suits
     cells of roughly 0.5 to 1 km^2, such as census tracts in a dense city:
     each crime then keeps most of its weight in its own cell.
     """
@@ -259,9 +260,9 @@ class ProspectiveHotspot(RiskBaseline):
     """Bowers, Johnson & Pease (2004) prospective hot-spotting on cell centroids.
 
     A crime in cell m adds crime_count * 1/(1+d) * 1/(1+t) to the score of
-    cell n, where d is the distance between the centroids of m and n divided
+    cell n. Here d is the distance between the centroids of m and n divided
     by `distance_unit_m`, and t is the time from the crime's hour start to the
-    cutoff in weeks (both real numbers, not rounded). Only crimes with
+    cutoff in weeks, both real numbers, not rounded. Only crimes with
     d * distance_unit_m <= `bandwidth_m` and t <= `weeks` count. A crime's own
     cell has d = 0 and gets the full spatial weight 1. Cells with identical
     centroids do too.

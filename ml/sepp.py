@@ -23,7 +23,7 @@ another. The M-step uses the usual approximation that every crime's offspring
 fall inside the fitting window (theta is triggered crimes over all crimes),
 which is close when 1/omega is short next to the window. The E-step pairs
 each crime only with the earlier crimes of its cell within `max_lag_hours`,
-which keeps EM linear in the number of crimes; the prediction uses every
+which keeps EM linear in the number of crimes. The prediction uses every
 crime of the window.
 """
 
@@ -193,8 +193,8 @@ class SeppBaseline(RiskBaseline):
     """Grid Hawkes process per cell, fitted by EM on the `history_days` days before the cutoff.
 
     `predict` returns the expected count of each target hour [a, a+1) given
-    the crimes before the cutoff: mu_n plus the integral over the hour of the
-    triggering of those crimes, theta * (1 - exp(-omega)) * sum of
+    the crimes before the cutoff. That is mu_n plus the triggering of those
+    crimes integrated over the hour, theta * (1 - exp(-omega)) * sum of
     crime_count * exp(-omega * (a - t_i)). Crimes after the cutoff, and what
     they would trigger, are not forecast, so the risk decays towards mu_n.
     A cell without crimes in the window has mu_n = 0, which is the maximum

@@ -408,7 +408,8 @@ def test_random_is_uniform_and_reproducible() -> None:
 
     assert first.equals(again)
     assert not first.equals(next_day)
-    assert 0.0 <= first.min() and first.max() < 1.0
+    assert first.min() >= 0.0
+    assert first.max() < 1.0
     assert first.mean() == pytest.approx(0.5, abs=0.01)
     assert RandomBaseline().risk_kind == "score"
 
@@ -455,7 +456,7 @@ def test_oracle_hit_rate_is_one() -> None:
     area = np.full(targets.height, 0.25)
     result = pai_at_area_coverage(risk, counts, area, hours, coverage=0.05)
 
-    # At most 5 of 100 cells are hit in any hour here, so 5% of the area holds every crime.
+    # At most 5 of 100 cells are hit in any hour here, so the top 5% of the area contains every crime.
     assert counts.sum() > 10
     assert int(np.bincount(np.unique(hours, return_inverse=True)[1], weights=counts > 0).max()) <= 5
     assert result.hit_rate == 1.0
