@@ -1,12 +1,27 @@
-"""Unit tests for ml.baselines: the CompStat hour-of-week average on small hand-built histories."""
+"""Unit tests for ml.baselines: CompStat, naive, random and oracle baselines and the factory."""
 
 import logging
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import polars as pl
 import pytest
 
-from ml.baselines import CompstatBaseline, RiskBaseline, hour_of_week_from_clock, local_hour_of_week
+from ml.baselines import (
+    BASELINE_NAMES,
+    CompstatBaseline,
+    NaiveBaseline,
+    OracleBaseline,
+    RandomBaseline,
+    RiskBaseline,
+    hour_of_week_from_clock,
+    local_hour_of_week,
+    make_baseline,
+)
+from ml.hotspots import ProspectiveHotspot, RetrospectiveHotspot
+from ml.metrics import pai_at_area_coverage, roc_auc
+from ml.sepp import SeppBaseline
+from tests.unit.point_processes import cell_hour_targets, complete_spine, grid_cells, observed_counts
 
 UTC = timezone.utc
 
@@ -270,3 +285,254 @@ def test_compstat_rejects_empty_window() -> None:
 def test_compstat_rejects_invalid_settings(years: int, time_zone: str) -> None:
     with pytest.raises(ValueError):
         CompstatBaseline(years=years, time_zone=time_zone)
+
+
+# CompStat by day of week
+
+
+def test_compstat_day_name_and_kind() -> None:
+    model = CompstatBaseline(period="day_of_week")
+
+    assert model.name == "compstat_day"
+    assert model.risk_kind == "rate"
+    assert CompstatBaseline().risk_kind == "rate"
+
+
+def test_compstat_day_exact_means() -> None:
+    history = spine(["A", "B"], CUTOFF - timedelta(weeks=3), CUTOFF)
+    history = set_count(history, "A", CUTOFF - timedelta(weeks=1), 3)  # Monday 00:00
+    history = set_count(history, "A", CUTOFF - timedelta(weeks=2) + timedelta(hours=13), 2)  # Monday 13:00
+    history = set_count(history, "A", CUTOFF - timedelta(weeks=2) + timedelta(hours=14), 1)  # Monday 14:00
+    history = set_count(history, "B", CUTOFF - timedelta(days=1), 6)  # Sunday 00:00
+
+    model = CompstatBaseline(years=1, period="day_of_week").fit(history, CUTOFF)
+    means = {(row["cell_id"], row["day_of_week"]): row["risk"] for row in model.day_of_week_means.iter_rows(named=True)}
+
+    # Cell A has 6 crimes on 3 Mondays, a mean of 2 a day, or 2 / 24 an hour.
+    assert means[("A", 0)] == pytest.approx(2 / 24)
+    assert means[("B", 6)] == pytest.approx(2 / 24)
+    assert means[("A", 1)] == 0.0
+    assert len(means) == 2 * 7
+    assert model.hour_of_week_means is None
+
+
+def test_compstat_day_same_risk_all_day() -> None:
+    history = spine(["A"], CUTOFF - timedelta(weeks=2), CUTOFF)
+    history = set_count(history, "A", CUTOFF - timedelta(weeks=1) + timedelta(hours=20), 12)
+    model = CompstatBaseline(years=1, period="day_of_week").fit(history, CUTOFF)
+
+    targets = pl.DataFrame({"cell_id": ["A"] * 25, "hour": utc_hours(CUTOFF, CUTOFF + timedelta(hours=25))})
+    risk = model.predict(targets)["risk"].to_list()
+
+    # 12 crimes over two Mondays is 6 a day, 0.25 an hour; Tuesday had none.
+    assert risk[:24] == [0.25] * 24
+    assert risk[24] == 0.0
+
+
+def test_compstat_day_description() -> None:
+    history = spine(["A"], CUTOFF - timedelta(weeks=4), CUTOFF)
+
+    model = CompstatBaseline(years=1, period="day_of_week").fit(history, CUTOFF)
+
+    assert model.description.startswith("mean count per hour per cell and local day of week (America/Chicago)")
+
+
+def test_compstat_rejects_unknown_period() -> None:
+    with pytest.raises(ValueError, match=r"period must be one of \['hour_of_week', 'day_of_week'\], got 'month'"):
+        CompstatBaseline(period="month")
+
+
+# naive
+
+
+def test_naive_exact_last_week_rate() -> None:
+    history = spine(["A", "B"], CUTOFF - timedelta(weeks=2), CUTOFF + timedelta(hours=5))
+    history = set_count(history, "A", CUTOFF - timedelta(hours=1), 3)
+    history = set_count(history, "A", CUTOFF - timedelta(hours=168), 4)
+    history = set_count(history, "A", CUTOFF - timedelta(hours=169), 100)  # before the period
+    history = set_count(history, "B", CUTOFF, 50)  # at the cutoff, not used
+
+    model = NaiveBaseline().fit(history, CUTOFF)
+    targets = pl.DataFrame({"cell_id": ["B", "A", "C"], "hour": [CUTOFF, CUTOFF + timedelta(hours=3), CUTOFF]})
+    predicted = model.predict(targets)
+
+    assert predicted["risk"].to_list() == [0.0, 7 / 168, 0.0]
+    assert model.name == "naive"
+    assert model.risk_kind == "rate"
+
+
+def test_naive_sparse_history_matches_spine() -> None:
+    history = spine(["A", "B"], CUTOFF - timedelta(hours=24), CUTOFF)
+    history = set_count(history, "A", CUTOFF - timedelta(hours=2), 2)
+    history = set_count(history, "B", CUTOFF - timedelta(hours=20), 1)
+    sparse = history.filter(pl.col("crime_count") > 0)
+    targets = pl.DataFrame({"cell_id": ["A", "B"], "hour": [CUTOFF, CUTOFF]})
+
+    from_spine = NaiveBaseline(period_hours=24).fit(history, CUTOFF).predict(targets)
+    from_sparse = NaiveBaseline(period_hours=24).fit(sparse, CUTOFF).predict(targets)
+
+    assert from_sparse.equals(from_spine)
+    assert from_spine["risk"].to_list() == [2 / 24, 1 / 24]
+
+
+def test_naive_rejects_empty_period() -> None:
+    history = spine(["A"], CUTOFF - timedelta(weeks=3), CUTOFF - timedelta(weeks=2))
+
+    with pytest.raises(ValueError, match="history has no rows between .* Pass history that covers the 168 hours"):
+        NaiveBaseline().fit(history, CUTOFF)
+
+
+@pytest.mark.parametrize("period_hours", [0, -5, 1.5, True])
+def test_naive_rejects_invalid_period(period_hours: object) -> None:
+    with pytest.raises(ValueError, match="period_hours must be a positive whole number of hours"):
+        NaiveBaseline(period_hours=period_hours)
+
+
+def test_naive_rejects_naive_datetimes() -> None:
+    history = spine(["A"], CUTOFF - timedelta(weeks=1), CUTOFF).with_columns(pl.col("hour").dt.replace_time_zone(None))
+
+    with pytest.raises(ValueError, match="history.hour must be a Datetime with time_zone='UTC'"):
+        NaiveBaseline().fit(history, CUTOFF)
+
+
+# random and oracle
+
+
+def test_random_is_uniform_and_reproducible() -> None:
+    targets = pl.DataFrame({"cell_id": [f"c{i}" for i in range(20_000)], "hour": [CUTOFF] * 20_000})
+    history = spine(["A"], CUTOFF - timedelta(hours=1), CUTOFF)
+
+    first = RandomBaseline(seed=7).fit(history, CUTOFF).predict(targets)["risk"]
+    again = RandomBaseline(seed=7).fit(history, CUTOFF).predict(targets)["risk"]
+    next_day = RandomBaseline(seed=7).fit(history, CUTOFF + timedelta(days=1)).predict(targets)["risk"]
+
+    assert first.equals(again)
+    assert not first.equals(next_day)
+    assert first.min() >= 0.0
+    assert first.max() < 1.0
+    assert first.mean() == pytest.approx(0.5, abs=0.01)
+    assert RandomBaseline().risk_kind == "score"
+
+
+def test_random_auc_near_half() -> None:
+    rng = np.random.default_rng(11)
+    n_rows = 50_000
+    targets = pl.DataFrame({"cell_id": [f"c{i % 500}" for i in range(n_rows)], "hour": [CUTOFF] * n_rows})
+    outcome = rng.random(n_rows) < 0.1
+
+    risk = RandomBaseline(seed=3).fit(spine(["A"], CUTOFF - timedelta(hours=1), CUTOFF), CUTOFF).predict(targets)["risk"]
+
+    assert roc_auc(outcome, risk.to_numpy()) == pytest.approx(0.5, abs=0.015)
+
+
+def test_oracle_scores_observed_counts() -> None:
+    history = spine(["A", "B"], CUTOFF - timedelta(hours=2), CUTOFF + timedelta(hours=2))
+    history = set_count(history, "A", CUTOFF + timedelta(hours=1), 2)
+    history = set_count(history, "B", CUTOFF, 1)
+    sparse = history.filter(pl.col("crime_count") > 0)
+    targets = pl.DataFrame(
+        {"cell_id": ["A", "A", "B", "C"], "hour": [CUTOFF, CUTOFF + timedelta(hours=1), CUTOFF, CUTOFF]}
+    )
+
+    model = OracleBaseline().fit(sparse, CUTOFF)
+
+    assert model.predict(targets)["risk"].to_list() == [0.0, 2.0, 1.0, 0.0]
+    assert model.name == "oracle"
+    assert model.risk_kind == "score"
+
+
+def test_oracle_hit_rate_is_one() -> None:
+    cells = grid_cells(10, 500.0)
+    cell_ids = cells["cell_id"].to_list()
+    rng = np.random.default_rng(5)
+    history = complete_spine(cell_ids, pl.DataFrame(schema={"cell_id": pl.String, "hour": pl.Datetime("us", "UTC"),
+                                                            "crime_count": pl.Int64}), CUTOFF, CUTOFF + timedelta(hours=24))
+    history = history.with_columns(crime_count=pl.Series(rng.poisson(0.01, history.height)))
+    targets = cell_hour_targets(cell_ids, CUTOFF, 24)
+    counts = observed_counts(targets, history)
+
+    risk = OracleBaseline().fit(history, CUTOFF).predict(targets)["risk"].to_numpy()
+    hours = targets["hour"].dt.epoch("s").to_numpy()
+    area = np.full(targets.height, 0.25)
+    result = pai_at_area_coverage(risk, counts, area, hours, coverage=0.05)
+
+    # At most 5 of 100 cells are hit in any hour here, so the top 5% of the area contains every crime.
+    assert counts.sum() > 10
+    assert int(np.bincount(np.unique(hours, return_inverse=True)[1], weights=counts > 0).max()) <= 5
+    assert result.hit_rate == 1.0
+
+
+# factory
+
+
+def test_factory_builds_every_name() -> None:
+    cells = grid_cells(3, 500.0)
+
+    built = {name: make_baseline(name, cells=cells, time_zone="America/New_York", seed=4) for name in BASELINE_NAMES}
+
+    assert [model.name for model in built.values()] == list(BASELINE_NAMES)
+    assert isinstance(built["compstat"], CompstatBaseline)
+    assert built["compstat_day"].period == "day_of_week"
+    assert built["compstat"].time_zone == "America/New_York"
+    assert isinstance(built["retrospective_hotspot"], RetrospectiveHotspot)
+    assert isinstance(built["prospective_hotspot"], ProspectiveHotspot)
+    assert isinstance(built["sepp"], SeppBaseline)
+    assert built["random"].seed == 4
+    assert {model.risk_kind for name, model in built.items() if name not in ("random", "oracle")} == {"rate"}
+    assert all(isinstance(model, RiskBaseline) for model in built.values())
+
+
+def test_factory_passes_parameters() -> None:
+    model = make_baseline("naive", period_hours=24)
+    hotspot = make_baseline("prospective_hotspot", cells=grid_cells(2, 100.0), bandwidth_m=300.0, weeks=4)
+
+    assert model.period_hours == 24
+    assert hotspot.bandwidth_m == 300.0
+    assert hotspot.weeks == 4
+
+
+def test_factory_rejects_unknown_name() -> None:
+    with pytest.raises(ValueError, match="Unknown baseline 'kde'. Choose one of"):
+        make_baseline("kde")
+
+
+def test_factory_rejects_unknown_parameter() -> None:
+    with pytest.raises(ValueError, match=r"Baseline 'naive' does not take parameters \['weeks'\]. It takes \['period_hours'\]"):
+        make_baseline("naive", weeks=3)
+
+
+def test_factory_rejects_fixed_parameter() -> None:
+    with pytest.raises(ValueError, match=r"does not take parameters \['period'\]"):
+        make_baseline("compstat", period="day_of_week")
+
+
+def test_factory_hotspot_needs_cells() -> None:
+    with pytest.raises(ValueError, match="needs cells"):
+        make_baseline("retrospective_hotspot")
+
+
+# stable hotspots
+
+
+def test_compstat_and_naive_beat_random_on_stable_hotspots() -> None:
+    cells = grid_cells(8, 500.0)
+    cell_ids = cells["cell_id"].to_list()
+    rng = np.random.default_rng(21)
+    rate = np.where(rng.random(64) < 0.2, 0.05, 0.003)
+    start = CUTOFF - timedelta(weeks=52)
+    history = complete_spine(cell_ids, pl.DataFrame(schema={"cell_id": pl.String, "hour": pl.Datetime("us", "UTC"),
+                                                            "crime_count": pl.Int64}), start, CUTOFF + timedelta(days=7))
+    n_hours = history.height // 64
+    history = history.with_columns(crime_count=pl.Series(rng.poisson(np.repeat(rate, n_hours))))
+    targets = cell_hour_targets(cell_ids, CUTOFF, 168)
+    outcome = observed_counts(targets, history) > 0
+
+    aucs = {}
+    for name in ("compstat", "compstat_day", "naive", "random"):
+        model = make_baseline(name, seed=1).fit(history, CUTOFF)
+        aucs[name] = roc_auc(outcome, model.predict(targets)["risk"].to_numpy())
+
+    assert aucs["random"] == pytest.approx(0.5, abs=0.05)
+    assert aucs["compstat_day"] > 0.75
+    assert aucs["naive"] > 0.75
+    assert aucs["compstat"] > 0.7
