@@ -16,6 +16,7 @@ from ml.reports.formatting import (
     format_p_value,
     format_share,
     format_signed,
+    is_missing,
     judge_difference,
     metric_label,
     ordered_aggregations,
@@ -118,10 +119,15 @@ def p_value_text(value: float | None) -> str:
 
 
 def comparison_numbers(row: dict) -> str:
+    """Write the values, difference, interval and p-value of one comparison, leaving out missing parts."""
+    parts = [f"{format_number(row['reference_value'])} against {format_number(row['baseline_value'])}",
+             f"difference {format_signed(row['difference'])}"]
     interval = format_interval(row["ci_low"], row["ci_high"])
-    interval_text = f", 95% interval {interval}" if interval else ", no interval"
-    return (f"{format_number(row['reference_value'])} against {format_number(row['baseline_value'])}, "
-            f"difference {format_signed(row['difference'])}{interval_text}, {p_value_text(row['p_value'])}")
+    if interval:
+        parts.append(f"95% interval {interval}")
+    if not is_missing(row["p_value"]):
+        parts.append(p_value_text(row["p_value"]))
+    return ", ".join(parts)
 
 
 def verdict_clause(inputs: ModelMetricsInputs, baseline: str, aggregation: str, metric: str) -> str:

@@ -244,6 +244,23 @@ def test_summary_verdict_loses_to_naive(report_page: str) -> None:
            "difference +0.1, 95% interval [-0.2, 0.4], p = 0.5)" in item
 
 
+def test_summary_verdict_without_interval(tmp_path: Path) -> None:
+    empty = pl.DataFrame()
+    comparisons = comparisons_frame().with_columns(
+        pl.when(pl.col("model") == "compstat").then(None).otherwise(pl.col("ci_low")).alias("ci_low"),
+        pl.when(pl.col("model") == "compstat").then(None).otherwise(pl.col("p_value")).alias("p_value"))
+    inputs = make_inputs(comparisons=comparisons, hotspot_curve=empty, curves=empty, reliability=empty,
+                         timeseries=empty)
+
+    page = render_model_metrics_report(tmp_path / "no_interval.html", inputs).read_text(encoding="utf-8")
+    item = verdict_item(page, "compstat")
+
+    assert "has no verdict on ROC-AUC, because the difference has no interval (0.75 against 0.7, " \
+           "difference +0.05)" in item
+    assert "beat it on" not in item
+    assert "did not beat it on ROC-AUC: it scored worse" in verdict_item(page, "naive")
+
+
 def test_summary_uses_day_aggregation(report_page: str) -> None:
     summary = report_page[report_page.index("<section id='summary'>"):report_page.index("</section>")]
 
