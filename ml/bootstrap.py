@@ -69,16 +69,14 @@ INTERVAL_PERCENTILES = (2.5, 97.5)
 class ObservedDays:
     """Per-day sums that do not depend on a model.
 
-    `max_captured` is what the count ranking captures, and `best_captured` and
-    `best_area` are what the density ranking captures and flags, at the coverage.
+    `max_captured` is the most crimes the area budget of the coverage can hold
+    (`RankedCells.best_capture`).
     """
 
     rows: np.ndarray
     crimes: np.ndarray
     area: np.ndarray
     max_captured: np.ndarray
-    best_captured: np.ndarray
-    best_area: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -86,11 +84,13 @@ class ModelDays:
     """Per-day sums of one model, and its exact estimates of the row-level metrics.
 
     `positives` and `negatives` have one row per day and one column per score
-    bin, in increasing score. The probability sums are None without probabilities.
+    bin, in increasing score. `best_captured` is the most crimes the area the
+    model flagged could hold. The probability sums are None without probabilities.
     """
 
     captured: np.ndarray
     flagged_area: np.ndarray
+    best_captured: np.ndarray
     positives: np.ndarray
     negatives: np.ndarray
     squared_error: np.ndarray | None
@@ -272,17 +272,15 @@ def as_day_ids(values: np.ndarray) -> np.ndarray:
 
 def observed_days(inputs: HotspotInputs, day_number: np.ndarray, n_days: int, coverage: float) -> ObservedDays:
     """Sum the observed crimes, area and perfect-knowledge captures per day."""
-    slice_day = slice_days(inputs.by_count.slice_number, inputs.by_count.order, day_number, inputs.by_count.n_slices)
-    max_captured, _ = inputs.by_count.capture(coverage)
-    best_captured, best_area = inputs.by_density.capture(coverage)
+    ranked = inputs.by_density
+    slice_day = slice_days(ranked.slice_number, ranked.order, day_number, ranked.n_slices)
+    max_captured = ranked.best_capture(coverage * inputs.slice_area)
 
     return ObservedDays(
         rows=np.bincount(day_number, minlength=n_days).astype(np.float64),
         crimes=np.bincount(day_number, weights=inputs.crimes, minlength=n_days),
         area=np.bincount(day_number, weights=inputs.areas, minlength=n_days),
         max_captured=np.bincount(slice_day, weights=max_captured, minlength=n_days),
-        best_captured=np.bincount(slice_day, weights=best_captured, minlength=n_days),
-        best_area=np.bincount(slice_day, weights=best_area, minlength=n_days),
     )
 
 
@@ -304,6 +302,7 @@ def model_days(
 
     slice_day = slice_days(model.slice_number, model.order, day_number, model.n_slices)
     captured, flagged_area = model.capture(coverage)
+    best_captured = inputs.by_density.best_capture(flagged_area)
     positives, negatives = score_histograms(actual, scores, day_number, n_days, n_score_bins)
     exact = exact_ranking_metrics(actual, scores)
 
@@ -318,6 +317,7 @@ def model_days(
     return ModelDays(
         captured=np.bincount(slice_day, weights=captured, minlength=n_days),
         flagged_area=np.bincount(slice_day, weights=flagged_area, minlength=n_days),
+        best_captured=np.bincount(slice_day, weights=best_captured, minlength=n_days),
         positives=positives,
         negatives=negatives,
         squared_error=squared_error,
@@ -451,7 +451,6 @@ def metrics_from_sums(weights: np.ndarray, observed: ObservedDays, model: ModelD
     area = weights @ observed.area
     captured = weights @ model.captured
     flagged_area = weights @ model.flagged_area
-    best_density = ratio_or_nan(weights @ observed.best_captured, weights @ observed.best_area)
 
     hit_rate = ratio_or_nan(captured, crimes)
     pai = ratio_or_nan(hit_rate, ratio_or_nan(flagged_area, area))
@@ -461,7 +460,7 @@ def metrics_from_sums(weights: np.ndarray, observed: ObservedDays, model: ModelD
         "pai": pai,
         "hit_rate": hit_rate,
         "pei": ratio_or_nan(captured, weights @ observed.max_captured),
-        "pei_star": ratio_or_nan(ratio_or_nan(captured, flagged_area), best_density),
+        "pei_star": ratio_or_nan(captured, weights @ model.best_captured),
     }
 
     rows = weights @ observed.rows

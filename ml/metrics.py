@@ -11,15 +11,14 @@ the area flagged as hotspots. It was introduced by Chainey, Tompson & Uhlig
 crime", Security Journal 21, DOI 10.1057/palgrave.sj.8350066, and was
 a scoring metric of the NIJ Real-Time Crime Forecasting Challenge (2017).
 
-The Prediction Efficiency Index (PEI) divides the crimes captured by the
-crimes that a forecaster with perfect knowledge captures with the same area
-budget (Hunt 2016, "Do crime hot spots move? Exploring the effects of the
-modifiable areal unit problem and modifiable temporal unit problem on crime
-hot spot stability", NIJ report, and the NIJ Real-Time Crime Forecasting
-Challenge scoring). PEI* divides the PAI by the best PAI achievable with the
-same area budget (Joshi, Curtis-Ham, D'Ath & Searle 2021, "Considerations for
-developing predictive spatial models of crime and new methods for measuring
-their accuracy", ISPRS Int. J. Geo-Inf. 10(9) 597, DOI 10.3390/ijgi10090597).
+The Prediction Efficiency Index (PEI) divides the crimes captured by the most
+crimes that a forecaster with perfect knowledge could capture with the same
+area budget (J. M. Hunt, 2016, and the scoring of the NIJ Real-Time Crime
+Forecasting Challenge). PEI* measures against the area the model actually
+flagged rather than the whole budget, the correction argued for by White, Hunt
+& Green (2023), "A discussion of current crime forecasting indices and an
+improvement to the prediction efficiency index for applications", Security
+Journal. `hotspot_curve` states both bounds exactly.
 
 ROC-AUC, average precision, the Brier score, log loss and the reliability
 curve follow their usual definitions (scikit-learn's for the two areas).
@@ -758,6 +757,19 @@ class RankedCells:
         flagged_area = np.bincount(self.slice_number, weights=np.where(flagged, self.areas, 0.0), minlength=self.n_slices)
         return captured, flagged_area
 
+    def best_capture(self, area_limit: np.ndarray) -> np.ndarray:
+        """Return the most crimes each slice can hold within `area_limit` km², part cells allowed.
+
+        The rows must be ranked by descending crime density. Taking the densest cells first and
+        the last one in part is the optimum of the fractional knapsack, so no selection of whole
+        cells within the same area captures more: ratios against it never exceed 1, and cells of
+        equal density give the same bound in any order.
+        """
+        limit = np.asarray(area_limit, dtype=np.float64)[self.slice_number]
+        area_before = self.cumulative_area - self.areas
+        share_inside = np.clip((limit - area_before) / self.areas, 0.0, 1.0)
+        return np.bincount(self.slice_number, weights=self.crimes * share_inside, minlength=self.n_slices)
+
 
 @dataclass(frozen=True)
 class HotspotInputs:
@@ -768,7 +780,6 @@ class HotspotInputs:
     slices: np.ndarray
     slice_crimes: np.ndarray
     slice_area: np.ndarray
-    by_count: RankedCells
     by_density: RankedCells
 
 
@@ -789,24 +800,20 @@ def hotspot_curve(
 
     - PAI = (n / N) / (a / A), with n crimes captured of N and a km² flagged of
       A (Chainey, Tompson & Uhlig 2008).
-    - PEI = n / n_max, where n_max is what the same selection rule captures when
-      cells are ranked by their observed crime counts (Hunt 2016 and the NIJ
-      Real-Time Crime Forecasting Challenge scoring).
-    - PEI* = PAI / PAI_best, where PAI_best is the PAI of the same selection rule
-      when cells are ranked by observed crime density, crimes per km² (Joshi,
-      Curtis-Ham, D'Ath & Searle 2021). Equivalently, (n / a) / (n_best / a_best),
-      the model's captured crimes per km² as a share of the best ranking's.
+    - PEI = n / n_max, where n_max is the most crimes the area budget could hold
+      with perfect knowledge (Hunt 2016 and the NIJ Real-Time Crime Forecasting
+      Challenge scoring).
+    - PEI* = PAI / PAI_best, where PAI_best is the best PAI for the area the model
+      actually flagged, so a model is not marked down for flagging less than the
+      budget (after White, Hunt & Green 2023). N and A cancel, so
+      PEI* = n / n_best(a), with n_best(a) the most crimes a km² could hold.
 
-    Both perfect-knowledge rankings break ties by the smaller area first, then
-    the earlier row. A smaller cell fits the remaining budget more often, and
-    within equal density it leaves room for more cells. Sums over slices pool
-    every quantity, as in `pai_at_area_coverage`.
-
-    With cells of unequal area the stop rule is not the best packing of the
-    budget: a large high-count cell that does not fit ends the count ranking,
-    so n_max can be below the model's n and PEI can exceed 1. PEI* can exceed
-    1 too, when the model's selection stops well short of the budget: the PAI
-    of a small flagged area can beat the density ranking's fuller selection.
+    Both bounds rank cells by observed crime density (crimes per km²) and take
+    the last cell in part (`RankedCells.best_capture`), the optimum of the
+    fractional knapsack. No selection of whole cells in the same area captures
+    more, so PEI and PEI* never exceed 1, and cells of equal density give the
+    same bound in any order. Sums over slices pool every quantity, as in
+    `pai_at_area_coverage`.
     """
     levels = [float(coverage) for coverage in coverages]
     for coverage in levels:
@@ -854,12 +861,11 @@ def hotspot_inputs(crime_count: np.ndarray, area_km2: np.ndarray, slice_ids: np.
     check_same_length(crime_count=crimes, area_km2=areas, slice_ids=slices)
     check_not_empty(function, crimes)
 
-    by_count = rank_by_observed(crimes, areas, slices, crimes.astype(np.float64))
     by_density = rank_by_observed(crimes, areas, slices, crimes / areas)
 
-    slice_crimes = np.bincount(by_count.slice_number, weights=by_count.crimes, minlength=by_count.n_slices)
-    slice_area = np.bincount(by_count.slice_number, weights=by_count.areas, minlength=by_count.n_slices)
-    return HotspotInputs(crimes, areas, slices, slice_crimes, slice_area, by_count, by_density)
+    slice_crimes = np.bincount(by_density.slice_number, weights=by_density.crimes, minlength=by_density.n_slices)
+    slice_area = np.bincount(by_density.slice_number, weights=by_density.areas, minlength=by_density.n_slices)
+    return HotspotInputs(crimes, areas, slices, slice_crimes, slice_area, by_density)
 
 
 def rank_cells(inputs: HotspotInputs, risk: np.ndarray, name: str) -> RankedCells:
@@ -904,8 +910,8 @@ def ranked_cells(order: np.ndarray, crimes: np.ndarray, areas: np.ndarray, slice
 def hotspot_result(inputs: HotspotInputs, model: RankedCells, coverage: float) -> HotspotResult:
     """Pool one coverage's model and perfect-knowledge captures over slices into a HotspotResult."""
     captured, flagged_area = model.capture(coverage)
-    max_captured, _ = inputs.by_count.capture(coverage)
-    best_captured, best_area = inputs.by_density.capture(coverage)
+    max_captured = inputs.by_density.best_capture(coverage * inputs.slice_area)
+    best_captured = inputs.by_density.best_capture(flagged_area)
 
     n_crimes = int(inputs.slice_crimes.sum())
     crimes_captured = int(captured.sum())
@@ -917,11 +923,11 @@ def hotspot_result(inputs: HotspotInputs, model: RankedCells, coverage: float) -
         pai = hit_rate / area_share
 
     pei = safe_ratio(crimes_captured, float(max_captured.sum()))
-    pei_star = pei_star_ratio(crimes_captured, float(flagged_area.sum()), float(best_captured.sum()), float(best_area.sum()))
+    pei_star = safe_ratio(crimes_captured, float(best_captured.sum()))
 
     logger.debug(
-        "Hotspots at coverage %s: %d of %d crimes, %d at most by count, PEI* %s",
-        coverage, crimes_captured, n_crimes, int(max_captured.sum()), pei_star,
+        "Hotspots at coverage %s: %d of %d crimes, %.1f at most within the budget, PEI* %s",
+        coverage, crimes_captured, n_crimes, float(max_captured.sum()), pei_star,
     )
     return HotspotResult(
         coverage=coverage,
@@ -934,18 +940,6 @@ def hotspot_result(inputs: HotspotInputs, model: RankedCells, coverage: float) -
         crimes_captured=crimes_captured,
     )
 
-
-def pei_star_ratio(captured: float, flagged_area: float, best_captured: float, best_area: float) -> float | None:
-    """Return (captured / flagged_area) / (best_captured / best_area), or None when undefined.
-
-    N and A cancel in PAI / PAI_best, which leaves the ratio of captured crimes per km².
-    """
-    if flagged_area <= 0 or best_area <= 0 or best_captured <= 0:
-        return None
-    return (captured / flagged_area) / (best_captured / best_area)
-
-
-# Temporal aggregation
 
 
 def aggregate_periods(

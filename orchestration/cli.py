@@ -19,6 +19,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from ml.backtest import results_markdown
 from orchestration.definitions import (
     CONFIG_VARIABLE,
     EVALUATE_JOB,
@@ -33,6 +34,7 @@ from orchestration.partitions import (
     RANGE_END_TAG,
     RANGE_START_TAG,
     partition_key,
+    refresh_key_format,
     refresh_partitions,
     training_partition_key,
 )
@@ -72,9 +74,13 @@ def range_tags(start: datetime, end: datetime) -> dict[str, str]:
     return {RANGE_START_TAG: partition_key(start), RANGE_END_TAG: partition_key(last)}
 
 
-def run_main_job(config_path: Path, home: Path,
-                 instance: dg.DagsterInstance | None = None) -> RiskcastSettings:
-    """Run the five jobs of the main job in order; ``instance`` defaults to the persistent one."""
+def run_main_job(config_path: Path, home: Path, instance: dg.DagsterInstance | None = None,
+                 backtest: bool = False) -> RiskcastSettings:
+    """Run the five jobs of the main job in order; ``instance`` defaults to the persistent one.
+
+    With ``backtest``, training covers every refresh partition of the backtest window
+    (``backtest_steps``) instead of the one that ends at ``train.end``.
+    """
     run = load_run_config(config_path)
     jurisdiction = load_jurisdiction(run.jurisdiction)
     settings = RiskcastSettings(home=home, jurisdiction=jurisdiction.name)
@@ -84,15 +90,18 @@ def run_main_job(config_path: Path, home: Path,
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
 
     definitions = build_definitions(config_path.resolve(), home)
-    features_end = max(run.score.end, run.evaluate_window.end)
-    training_partition = training_partition_key(run, jurisdiction, refresh_partitions(run, jurisdiction))
-    steps = [
-        (WAREHOUSE_JOB, None),
-        (FEATURES_JOB, range_tags(run.train.start, features_end)),
-        (TRAIN_JOB, {PARTITION_TAG: training_partition}),
-        (SCORE_JOB, range_tags(run.score.start, run.score.end)),
-        (EVALUATE_JOB, None),
-    ]
+    if backtest:
+        steps = backtest_steps(run, jurisdiction)
+    else:
+        features_end = max(run.score.end, run.evaluate_window.end, run.backtest_window.end)
+        training_partition = training_partition_key(run, jurisdiction, refresh_partitions(run, jurisdiction))
+        steps = [
+            (WAREHOUSE_JOB, None),
+            (FEATURES_JOB, range_tags(run.train.start, features_end)),
+            (TRAIN_JOB, {PARTITION_TAG: training_partition}),
+            (SCORE_JOB, range_tags(run.score.start, run.score.end)),
+            (EVALUATE_JOB, None),
+        ]
     if instance is not None:
         for name, tags in steps:
             run_job(definitions, instance, name, tags)
@@ -101,6 +110,30 @@ def run_main_job(config_path: Path, home: Path,
         for name, tags in steps:
             run_job(definitions, persistent, name, tags)
     return settings
+
+
+def backtest_steps(run, jurisdiction) -> list[tuple[str, dict[str, str] | None]]:
+    """Jobs of a backtest: the main job's steps with one training run per refresh partition.
+
+    Every refresh partition that ends from ``train.end`` up to the backtest window's last issue
+    time is trained, so each daily forecast comes from a model trained only on data before it.
+    """
+    window = run.backtest_window
+    features_end = max(run.score.end, run.evaluate_window.end, window.end)
+    refresh = refresh_partitions(run, jurisdiction)
+    first_key = training_partition_key(run, jurisdiction, refresh)
+    steps: list[tuple[str, dict[str, str] | None]] = [
+        (WAREHOUSE_JOB, None),
+        (FEATURES_JOB, range_tags(run.train.start, features_end)),
+    ]
+    end = run.train.end
+    key = first_key
+    while end < window.end:
+        steps.append((TRAIN_JOB, {PARTITION_TAG: key}))
+        end += run.refresh.length
+        key = (end - run.refresh.length).strftime(refresh_key_format(run))
+    steps += [(SCORE_JOB, range_tags(run.score.start, run.score.end)), (EVALUATE_JOB, None)]
+    return steps
 
 
 def dagster_ui_command(settings: RiskcastSettings, config_path: Path) -> str:
@@ -119,7 +152,8 @@ def print_summary(settings: RiskcastSettings, config_path: Path, synthetic: bool
         print("NOTE: this run used the SYNTHETIC demo jurisdiction; no record in it is real.")
     print(f"Warehouse:   {settings.warehouse_path}  (tables main.risk_scores: {scores:,} rows, "
           f"main.evaluation_metrics)")
-    print(f"Reports:     {settings.reports_dir / 'model_metrics.html'}")
+    print(f"Reports:     {settings.reports_dir / 'model_metrics.html'} (backtest of every model), "
+          f"{settings.reports_dir / 'score_metrics.html'} (published scores)")
     print(f"Models:      {settings.models_dir}  (one per target, each with manifest.json and MODEL_CARD.md)")
     print(f"Dagster UI:  {dagster_ui_command(settings, config_path)}")
     for model, metric, value in metrics:
@@ -135,6 +169,11 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     run_parser = commands.add_parser("run", help="run the main job on a run file")
     run_parser.add_argument("--config", type=Path, required=True,
                             help="run file: jurisdiction, extracts folder, train, score and evaluate windows")
+    backtest_parser = commands.add_parser(
+        "backtest", help="train an ensemble for every refresh partition of the run file's backtest window, "
+                         "then score every model on daily forecasts and write the Model Metrics report")
+    backtest_parser.add_argument("--config", type=Path, required=True,
+                                 help="run file with a backtest block (window, issue hour, baselines)")
     return parser.parse_args(argv)
 
 
@@ -145,13 +184,23 @@ def main(argv: list[str] | None = None) -> int:
     config_path = default_run_config_path() if arguments.command == "demo" else arguments.config
 
     try:
-        settings = run_main_job(config_path, home)
+        settings = run_main_job(config_path, home, backtest=arguments.command == "backtest")
         synthetic = load_jurisdiction(load_run_config(config_path).jurisdiction).synthetic
     except (ConfigError, JobFailedError) as error:
         print(f"riskcast: {error}", file=sys.stderr)
         return 1
     print_summary(settings, config_path, synthetic)
+    if arguments.command == "backtest":
+        print_backtest(settings)
     return 0
+
+
+def print_backtest(settings: RiskcastSettings) -> None:
+    """Print the backtest's headline table: value and 95% interval per model."""
+    with connect(settings.warehouse_path, read_only=True) as connection:
+        metrics = connection.sql("SELECT * FROM main.backtest_metrics").pl()
+    print("Backtest (value [95% interval], paired bootstrap over days):")
+    print(results_markdown(metrics))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import dagster as dg
 
 from orchestration.assets.audit_report import data_input_audit_report
 from orchestration.assets.audits import build_audit_checks
+from orchestration.assets.backtest import backtest_metrics, backtest_predictions, model_metrics_report
 from orchestration.assets.evaluation import evaluation_metrics
 from orchestration.assets.features import build_features_asset
 from orchestration.assets.models import build_training_asset
@@ -83,13 +84,17 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
                                         f"partition, on the trailing window of hourly features before its end."),
         dg.define_asset_job(SCORE_JOB, selection=[scores], partitions_def=partitions,
                             description="Score the next 72 hours for every cell, for each issue hour in a range."),
-        dg.define_asset_job(EVALUATE_JOB, selection=[evaluation_metrics],
-                            description="Compare the ensemble with CompSTAT on the evaluation window."),
+        dg.define_asset_job(EVALUATE_JOB, selection=[evaluation_metrics, backtest_predictions, backtest_metrics,
+                                                     model_metrics_report],
+                            description="Compare the published scores with CompSTAT on the evaluation window, "
+                                        "backtest the ensemble against every baseline on daily forecasts, "
+                                        "and write the Model Metrics report."),
     ]
     return dg.Definitions(
         assets=[raw_crime_incidents, raw_offense_codes, raw_weather_observations, raw_service_requests,
                 raw_boundaries, raw_cells, raw_demographics,
-                warehouse, data_input_audit_report, features, risk_ensemble, scores, evaluation_metrics],
+                warehouse, data_input_audit_report, features, risk_ensemble, scores, evaluation_metrics,
+                backtest_predictions, backtest_metrics, model_metrics_report],
         asset_checks=build_audit_checks(jurisdiction),
         jobs=jobs,
         sensors=[build_extracts_sensor(extracts, jurisdiction, WAREHOUSE_JOB),

@@ -1045,6 +1045,58 @@ class RefreshSettings(BaseModel):
         return REFRESH_PERIODS[self.period]
 
 
+BASELINE_CHOICES = ("compstat", "compstat_day", "naive", "retrospective_hotspot", "prospective_hotspot",
+                    "sepp", "random", "oracle")
+
+
+class BacktestSettings(BaseModel):
+    """A rolling-origin backtest: which forecasts are issued, which baselines compete, how it is scored.
+
+    Each day of the backtest window, a forecast is issued at ``issue_hour`` local time for every
+    cell and for each hour up to the next issue. The ensemble that scores it is the latest one
+    trained before the issue time, so each refresh partition's end is an origin: train up to
+    ``t``, forecast the days after ``t``, roll forward. Baselines are fitted at every issue time
+    on the incidents before it. Left out, ``window`` is the run's evaluation window.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    window: Window | None = Field(default=None, description="UTC window whose issue times are backtested; "
+                                                            "default: the run's evaluate (or score) window")
+    issue_hour: int = Field(default=0, ge=0, le=23,
+                            description="local hour at which the daily forecast is issued (0 = midnight)")
+    baselines: list[Literal[BASELINE_CHOICES]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(BASELINE_CHOICES),
+        description="baselines evaluated beside the ensemble, by name")
+    baseline_params: dict[str, dict[str, float | int | str]] = Field(
+        default_factory=dict, description="keyword arguments per baseline, e.g. {sepp: {history_days: 365}}")
+    aggregations: list[Literal["hour", "shift", "day"]] = Field(
+        default_factory=lambda: ["hour", "shift", "day"],
+        description="time scales scored: each cell-hour, local shifts, local days")
+    shift_starts: list[int] = Field(default_factory=lambda: [0, 8, 16],
+                                    description="local hours at which shifts start")
+    threshold_rule: Literal["coverage", "youden", "value"] = Field(
+        default="coverage", description="how the operating threshold is chosen: the run's coverage share "
+                                        "of cells in each map, Youden's J, or threshold_value")
+    threshold_value: float | None = Field(default=None, description="the threshold for rule 'value'")
+    n_boot: int = Field(default=1000, ge=50, description="bootstrap resamples of days")
+    seed: int = 11
+
+    @model_validator(mode="after")
+    def check_rule(self) -> "BacktestSettings":
+        if self.threshold_rule == "value" and self.threshold_value is None:
+            raise ValueError("backtest.threshold_rule 'value' needs backtest.threshold_value, the risk at or "
+                             "above which a cell-hour is flagged")
+        bad_shifts = [hour for hour in self.shift_starts if not 0 <= hour <= 23]
+        if bad_shifts or not self.shift_starts:
+            raise ValueError(f"backtest.shift_starts must list local hours 0-23, got {self.shift_starts}")
+        unknown = sorted(set(self.baseline_params) - set(self.baselines))
+        if unknown:
+            raise ValueError(f"backtest.baseline_params names {unknown}, which are not in backtest.baselines "
+                             f"{self.baselines}; add them to baselines or drop their parameters")
+        return self
+
+
 class RunConfig(BaseModel):
     """Settings of one run of the main job: jurisdiction, extracts and windows."""
 
@@ -1074,6 +1126,10 @@ class RunConfig(BaseModel):
     compstat_years: int = 3
     seed: int = 7
     ensemble: EnsembleSettings = EnsembleSettings()
+    targets: list[str] | None = Field(
+        default=None, description="targets to train, score and evaluate (a subset of the jurisdiction's "
+                                  "targets, the first being the evaluated one); default: all of them")
+    backtest: BacktestSettings = Field(default_factory=BacktestSettings)
     refresh: RefreshSettings = Field(
         default_factory=RefreshSettings,
         description="refresh partitions of the training asset; the run trains the one that ends at "
@@ -1082,6 +1138,10 @@ class RunConfig(BaseModel):
     @property
     def evaluate_window(self) -> Window:
         return self.evaluate or self.score
+
+    @property
+    def backtest_window(self) -> Window:
+        return self.backtest.window or self.evaluate_window
 
     @model_validator(mode="after")
     def check_refresh(self) -> "RunConfig":
@@ -1185,6 +1245,19 @@ def load_run_config(path: Path) -> RunConfig:
     if config.extracts_folder is not None and not config.extracts_folder.is_absolute():
         config.extracts_folder = (path.parent / config.extracts_folder).resolve()
     return config
+
+
+def run_targets(run: RunConfig, jurisdiction: JurisdictionConfig) -> list[str]:
+    """Return the targets the run trains, scores and evaluates: the run's list, else the jurisdiction's."""
+    known = list(jurisdiction.targets or [])
+    if run.targets is None:
+        return known
+    unknown = [target for target in run.targets if target not in known]
+    if unknown or not run.targets:
+        raise ConfigError(f"the run file's targets {run.targets} must be a non-empty subset of jurisdiction "
+                          f"{jurisdiction.name!r}'s targets {known}; drop {unknown or 'nothing'} or add "
+                          f"them to the jurisdiction's targets")
+    return list(run.targets)
 
 
 def check_crime_source(run: RunConfig, jurisdiction: JurisdictionConfig) -> None:

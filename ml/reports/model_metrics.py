@@ -267,10 +267,11 @@ def hotspot_section(inputs: ModelMetricsInputs, models: list[str], styles: dict[
         alt = (f"{metric_label(metric)} against the share of the area flagged, one panel per aggregation "
                f"({', '.join(aggregations)}), one line per model ({', '.join(plotted)}).")
         blocks.append(figure_block(figure_svg(figure, f"hotspot-{metric}", alt), alt))
-    return ("<p>PEI and PEI* divide the incidents captured in the flagged area by the most incidents that "
-            "an ideal choice of cells of the same area could have captured, so 1 is the best possible value. "
-            "PEI* is the variant of White, Hunt &amp; Green (2023, Security Journal), which they argue is more "
-            "realistic in operations.</p>" + "".join(blocks))
+    return ("<p>PEI divides the incidents captured in the flagged cells by the most incidents that the "
+            "densest cells could have held within the same area budget; PEI* does the same for the area the "
+            "model actually flagged, so a model is not marked down for using less than the budget (after "
+            "White, Hunt &amp; Green 2023, Security Journal). Both are at most 1, the best possible "
+            "value.</p>" + "".join(blocks))
 
 
 def reliability_section(inputs: ModelMetricsInputs, models: list[str], styles: dict[str, LineStyle]) -> str:

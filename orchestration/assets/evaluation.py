@@ -18,7 +18,7 @@ import polars as pl
 
 from ml.baselines import CompstatBaseline
 from ml.metrics import flag_top_share, pai_at_area_coverage, roc_auc, threshold_metrics
-from orchestration.jurisdiction import JurisdictionConfig, RunConfig, Window
+from orchestration.jurisdiction import JurisdictionConfig, RunConfig, Window, run_targets
 from orchestration.resources import RiskcastResource
 from orchestration.warehouse import connect
 
@@ -171,11 +171,12 @@ def write_report(path: Path, jurisdiction: JurisdictionConfig, run: RunConfig, w
               "demo jurisdiction. They describe no real city.</p>") if jurisdiction.synthetic else ""
     notes_html = "".join(f"<li><strong>{html.escape(m)}</strong>: {html.escape(n)}</li>" for m, n in notes.items())
     page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Riskcast model metrics: {html.escape(jurisdiction.display_name)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>Riskcast score metrics: {html.escape(jurisdiction.display_name)}</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #999;padding:.3em .6em;text-align:right}}td:first-child{{text-align:left}}
 .synthetic{{background:#fde2e2;padding:.6em;border:1px solid #c00}}</style></head><body>
-<h1>Model metrics: {html.escape(jurisdiction.display_name)}</h1>
+<h1>Score metrics: {html.escape(jurisdiction.display_name)}</h1>
+<p>The published 72-hour scores against CompSTAT. The full comparison with every baseline, intervals and figures is in model_metrics.html.</p>
 {banner}
 <p>Forecasts issued from {window.start.isoformat()} to {window.end.isoformat()} (UTC, end excluded),
 horizons 1 to {run.horizon_hours} hours, {evaluated_rows:,} cell-hour forecasts with an observed outcome.
@@ -213,7 +214,7 @@ def evaluation_metrics(context: dg.AssetExecutionContext, riskcast: RiskcastReso
     jurisdiction = riskcast.jurisdiction()
     settings = riskcast.settings()
     window = run.evaluate_window
-    target = (jurisdiction.targets or ["violent"])[0]
+    target = run_targets(run, jurisdiction)[0]
 
     rows, unobserved = read_evaluation_rows(settings.warehouse_path, window, target)
     if rows.height == 0:
@@ -234,7 +235,7 @@ def evaluation_metrics(context: dg.AssetExecutionContext, riskcast: RiskcastReso
     notes = {"ensemble": f"model {models_used}", "compstat": compstat.description}
     horizons = f"1-{run.horizon_hours}"
     write_metrics(settings.warehouse_path, window, horizons, rows.height, results, notes)
-    report = settings.reports_dir / "model_metrics.html"
+    report = settings.reports_dir / "score_metrics.html"
     write_report(report, jurisdiction, run, window, target, rows.height, results, notes)
 
     for model, metrics in results.items():

@@ -35,7 +35,7 @@ from ml.manifest import (
     write_model_card,
 )
 from ml.model_data import build_training_set
-from orchestration.jurisdiction import JurisdictionConfig, RunConfig
+from orchestration.jurisdiction import JurisdictionConfig, RunConfig, run_targets
 from orchestration.resources import RiskcastResource
 from orchestration.settings import RiskcastSettings
 from orchestration.warehouse import connect
@@ -249,9 +249,9 @@ def build_training_asset(partitions_def: dg.PartitionsDefinition,
             run=run, jurisdiction=jurisdiction, settings=settings)
         context.log.info(f"refresh partition {context.partition_key}: {request.panel.height} feature rows from "
                          f"{len(request.feature_files)} day files, {start.isoformat()} to {end.isoformat()}, "
-                         f"targets {jurisdiction.targets}")
+                         f"targets {run_targets(run, jurisdiction)}")
 
-        manifests = [train_target(request, target, context.log) for target in jurisdiction.targets or []]
+        manifests = [train_target(request, target, context.log) for target in run_targets(run, jurisdiction)]
         return dg.MaterializeResult(metadata=training_metadata(manifests, start, end))
 
     return risk_ensemble

@@ -22,6 +22,7 @@ from ml.ensemble import RiskEnsemble
 from ml.feature_store import read_window
 from ml.model_data import build_scoring_frame
 from orchestration.assets.models import LEGACY_TARGET, migrate_registry, table_columns
+from orchestration.jurisdiction import run_targets
 from orchestration.partitions import chunks, run_window
 from orchestration.resources import RiskcastResource
 from orchestration.warehouse import connect
@@ -218,7 +219,7 @@ def build_scoring_asset(partitions_def: dg.PartitionsDefinition,
         run = riskcast.run_config()
         jurisdiction = riskcast.jurisdiction()
         settings = riskcast.settings()
-        targets = list(jurisdiction.targets or [])
+        targets = run_targets(run, jurisdiction)
         spans = [span for target in targets for span in model_spans(settings.warehouse_path, target, start, end)]
         for span in spans:
             context.log.info(f"{span.target}: issue hours {span.start.isoformat()} to {span.end.isoformat()} "

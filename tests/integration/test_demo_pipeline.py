@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -47,6 +47,8 @@ def write_small_demo(folder: Path) -> tuple[Path, Path]:
         "train": {"start": "2023-02-04", "end": "2023-04-01"},
         "score": {"start": "2023-04-01", "end": "2023-04-02"},
         "ensemble": {"n_nets": 10, "epochs": 3},
+        # A week of daily forecasts, all from the one ensemble trained up to 2023-04-01.
+        "backtest": {"window": {"start": "2023-04-01", "end": "2023-04-08"}, "n_boot": 200},
     }), encoding="utf-8")
     return run_file, extracts
 
@@ -142,6 +144,38 @@ def test_model_has_manifest_and_card(demo_run: tuple[Path, Path, dg.DagsterInsta
     assert manifest["parameters"]["n_nets"] >= 10
     assert manifest["training_positives"] > 0
     assert "SYNTHETIC" in card
+
+
+BACKTEST_MODELS = ["ensemble", "compstat", "compstat_day", "naive", "retrospective_hotspot",
+                   "prospective_hotspot", "sepp", "random", "oracle"]
+
+
+def test_backtest_forecasts_every_cell_hour_of_the_week_with_every_model(
+        demo_run: tuple[Path, Path, dg.DagsterInstance]) -> None:
+    with connect(demo_run[1], read_only=True) as connection:
+        predictions = connection.sql("SELECT * FROM main.backtest_predictions").pl()
+
+    # Seven local days from 2023-04-01 (America/Chicago, no DST change) of 24 hours each.
+    assert predictions.height == 7 * 24 * CELLS
+    assert predictions.select(BACKTEST_MODELS).null_count().sum_horizontal().item() == 0
+    assert (predictions["hour"] >= predictions["issued_at"]).all()
+    assert predictions["origin"].unique().to_list() == [datetime(2023, 4, 1)]
+    assert predictions["horizon_hours"].max() == 24
+
+
+def test_backtest_metrics_rank_the_oracle_first(demo_run: tuple[Path, Path, dg.DagsterInstance]) -> None:
+    with connect(demo_run[1], read_only=True) as connection:
+        hit_rates = dict(connection.sql(
+            "SELECT model, value FROM main.backtest_metrics WHERE aggregation = 'day' AND metric = 'hit_rate'"
+        ).fetchall())
+        comparisons = connection.sql("SELECT model, metric, p_value, ci_low, ci_high, difference "
+                                     "FROM main.backtest_comparisons WHERE aggregation = 'day'").pl()
+
+    assert set(hit_rates) == set(BACKTEST_MODELS)
+    assert hit_rates["oracle"] == max(hit_rates.values())
+    assert set(comparisons["model"].to_list()) == set(BACKTEST_MODELS) - {"ensemble"}
+    assert comparisons["p_value"].is_between(0, 1, closed="right").all()
+    assert (comparisons["ci_low"] <= comparisons["ci_high"]).all()
 
 
 def test_report_says_data_is_synthetic(demo_run: tuple[Path, Path, dg.DagsterInstance]) -> None:

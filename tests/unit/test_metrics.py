@@ -536,7 +536,7 @@ def test_threshold_table_matches_threshold_metrics() -> None:
 # hotspot_curve and pei_at_area_coverage
 
 # One hour, total area 10 km², budget 2.5 km² at coverage 0.25. E leads on density
-# (6 per km²), A and B tie at 1 per km², and only the smaller B fits after E.
+# (6 per km²), then A and B tie at 1 per km².
 PEI_TIES_CSV = """cell,risk,crimes,area_km2
 A,0.9,2,2.0
 B,0.8,1,1.0
@@ -554,32 +554,35 @@ def hotspot_of(csv: str, coverage: float):
     )
 
 
-def test_pei_density_ties_smaller_area_first() -> None:
+def test_pei_and_pei_star_against_the_densest_possible_capture() -> None:
     result = hotspot_of(PEI_TIES_CSV, coverage=0.25)
 
     # The model flags A (2 crimes in 2 km²), then B would exceed 2.5 km².
     assert result.crimes_captured == 2
     assert result.hit_rate == pytest.approx(1 / 3)
     assert result.pai == pytest.approx((2 / 6) / (2 / 10))
-    # By count: E (0.5 km²), A (2.5 km²), then B would exceed, so n_max = 5.
+    # Best within 2.5 km²: E (3 crimes, 0.5 km²), then 2 km² at 1 crime per km² = 5 crimes.
     assert result.pei == pytest.approx(2 / 5)
-    # By density: E, then B before A, 4 crimes in 1.5 km². Earlier-row ties would give 0.5.
-    assert result.pei_star == pytest.approx(1 / (4 / 1.5))
+    # Best within the 2 km² the model flagged: E, then 1.5 km² at 1 per km² = 4.5 crimes.
+    assert result.pei_star == pytest.approx(2 / 4.5)
 
 
-def test_pei_count_ties_smaller_area_first() -> None:
-    # Budget 1.2 km². X and Y tie on 2 crimes. Only Y fits, and an earlier-row tie rule would leave n_max = 0.
+def test_pei_bound_does_not_depend_on_the_order_of_equal_density_cells() -> None:
+    # Budget 1.2 km². Z and Y tie at 2 crimes per km², so the bound is 2.4 in either order.
     csv = """cell,risk,crimes,area_km2
 X,0.1,2,1.5
 Y,0.8,2,1.0
 Z,0.9,1,0.5
 W,0.2,0,9.0
 """
+    swapped = csv.replace("Y,0.8,2,1.0\nZ,0.9,1,0.5", "Z,0.9,1,0.5\nY,0.8,2,1.0")
     result = hotspot_of(csv, coverage=0.1)
 
+    assert swapped != csv
     assert result.crimes_captured == 1
-    assert result.pei == pytest.approx(0.5)
-    # Model: 1 crime in 0.5 km². Density ranking: Z (2 per km²) fits, then Y would exceed.
+    assert result.pei == pytest.approx(1 / 2.4)
+    assert hotspot_of(swapped, coverage=0.1).pei == pytest.approx(1 / 2.4)
+    # Model: Z, 1 crime in 0.5 km², as dense as anything can be.
     assert result.pei_star == pytest.approx(1.0)
 
 
@@ -596,9 +599,11 @@ def test_hotspot_curve_matches_pai_on_unequal_areas() -> None:
     assert curve["pai"].to_list()[0] is None
     assert curve["pai"].to_list()[1:] == pytest.approx([5.0, 1.0])
     assert curve["crimes_captured"].to_list() == [0, 5, 7]
-    # Coverage 0.2: by count T1 and T2 fit (8 crimes); by density the same 8 crimes in 2 km².
+    # Coverage 0.2: the densest 2 km² are T1 and T2 (8 crimes); the model flagged T1 alone
+    # (1 km²), the densest possible 1 km², so PEI* is 1 even though PEI is below it.
     assert curve["pei"].to_list()[1] == pytest.approx(5 / 8)
-    assert curve["pei_star"].to_list()[1] == pytest.approx(5 / 4)
+    assert curve["pei_star"].to_list()[1] == pytest.approx(1.0)
+    assert all(value is None or value <= 1 for value in curve["pei"].to_list() + curve["pei_star"].to_list())
     for row in curve.iter_rows(named=True):
         assert row["pai"] == pai_at_area_coverage(*arrays, coverage=row["coverage"]).pai
 
@@ -616,8 +621,8 @@ def test_hotspot_curve_pools_slices_as_sums() -> None:
     assert row["n_crimes"] == 10
     assert row["crimes_captured"] == 3
     assert row["pei"] == pytest.approx(3 / (5 + 3))
-    # Model: 3 crimes in 4.5 km². Best by density: 4 in 1.5 km² plus 3 in 2.5 km².
-    assert row["pei_star"] == pytest.approx((3 / 4.5) / (7 / 4.0))
+    # Model: 2 km² in hour 1 (best 4.5 crimes) and 2.5 km² in hour 2 (best 3 crimes).
+    assert row["pei_star"] == pytest.approx(3 / 7.5)
     assert row["area_share_used"] == pytest.approx(4.5 / 20)
 
 
