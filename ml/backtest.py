@@ -328,7 +328,8 @@ def compare(frame: pl.DataFrame, kinds: dict[str, str], period: str, settings: S
         result = paired_day_bootstrap(score_a=reference, score_b=other, probability_a=reference,
                                       probability_b=other if kind != "score" else None, **common)
         for row in result.iter_rows(named=True):
-            intervals.setdefault((REFERENCE_MODEL, row["metric"]), (row["a_ci_low"], row["a_ci_high"]))
+            if row["a_ci_low"] is not None:
+                intervals.setdefault((REFERENCE_MODEL, row["metric"]), (row["a_ci_low"], row["a_ci_high"]))
             intervals[(model, row["metric"])] = (row["b_ci_low"], row["b_ci_high"])
             if row["difference"] is None:
                 continue
@@ -386,7 +387,7 @@ def table(rows: list[dict], name: str) -> pl.DataFrame:
 
 
 def score_backtest(predictions: pl.DataFrame, kinds: dict[str, str], settings: ScoringSettings) -> BacktestTables:
-    """Every metric, comparison and curve of a backtest, for each aggregation.
+    """Compute every metric, comparison and curve of a backtest, for each aggregation.
 
     ``predictions`` has ``cell_id``, ``hour`` (UTC), ``origin``, ``crime_count``, ``area_km2`` and one
     column per model named in ``kinds`` (model -> "probability", "rate" or "score"); it must hold
@@ -437,7 +438,7 @@ def interval_text(value: float | None, low: float | None, high: float | None, di
 
 
 def results_markdown(metrics: pl.DataFrame, columns: Sequence[tuple[str, str]] = RESULT_COLUMNS) -> str:
-    """A Markdown table of every model: value [95% interval] for each (metric, aggregation) column."""
+    """Return a Markdown table of every model: value [95% interval] for each (metric, aggregation) column."""
     models = list(dict.fromkeys(metrics["model"].to_list()))
     header = "| model | " + " | ".join(f"{metric} ({aggregation})" for metric, aggregation in columns) + " |"
     lines = [header, "|---" * (len(columns) + 1) + "|"]

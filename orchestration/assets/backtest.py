@@ -302,7 +302,7 @@ def report_inputs(run: RunConfig, jurisdiction: JurisdictionConfig, tables: Back
 
 @dg.asset(group_name="evaluation", deps=[backtest_metrics], kinds={"html"})
 def model_metrics_report(context: dg.AssetExecutionContext, riskcast: RiskcastResource) -> dg.MaterializeResult:
-    """The static Model Metrics report: the backtest's tables and figures for analysts and stakeholders."""
+    """Static Model Metrics report: the backtest's tables and figures for analysts and stakeholders."""
     run = riskcast.run_config()
     jurisdiction = riskcast.jurisdiction()
     settings = riskcast.settings()

@@ -72,6 +72,27 @@ def test_ensemble_auc_above_chance(chicago_run: Path) -> None:
     assert auc > 0.5
 
 
+def test_backtest_scores_a_week_of_daily_forecasts_for_every_model(chicago_run: Path) -> None:
+    with connect(chicago_run, read_only=True) as connection:
+        rows, issues = connection.sql("SELECT count(*), count(DISTINCT issued_at) "
+                                      "FROM main.backtest_predictions").fetchone()
+        day = connection.sql("SELECT model, metric, value FROM main.backtest_metrics "
+                             "WHERE aggregation = 'day'").pl()
+        report = (chicago_run.parent / "reports" / "model_metrics.html").read_text(encoding="utf-8")
+
+    def value(model: str, metric: str) -> float:
+        return day.filter((pl.col("model") == model) & (pl.col("metric") == metric))["value"][0]
+
+    # Local midnights of 2017-10-01 to 2017-10-07 (the window ends 2017-10-08 00:00 UTC, before
+    # the eighth), each forecasting the 24 hours of its day for every tract.
+    assert issues == 7
+    assert rows == 7 * 24 * TRACTS
+    assert value("ensemble", "roc_auc") > value("random", "roc_auc")
+    assert value("oracle", "hit_rate") == day.filter(pl.col("metric") == "hit_rate")["value"].max()
+    assert day.filter(pl.col("metric").is_in(["pei", "pei_star"]))["value"].max() <= 1.0
+    assert "SYNTHETIC DATA" not in report and "sepp" in report
+
+
 def test_compstat_uses_three_years(chicago_run: Path) -> None:
     with connect(chicago_run, read_only=True) as connection:
         note = connection.sql("SELECT DISTINCT note FROM main.evaluation_metrics WHERE model = 'compstat'").fetchone()[0]
