@@ -22,13 +22,15 @@ discover crime where they patrol, the region with the higher rate takes a
 growing share of patrols until it receives all of them. Their correction
 counts each discovered incident with a weight inverse to the probability
 that police were sent to its region, so the expected recorded count of every
-region is again proportional to its true rate. Here each simulated day a rate
-predictor (mean recorded count per cell-day over a trailing window, or over all
-days, which is the urn) sets the patrol shares in proportion to the predicted
-rates, and the day's incidents feed back into the record in one of three
-settings: "discovered" (discovered incidents only), "reported" (reported
-incidents only, which do not depend on patrols) and "corrected" (discovered
-incidents weighted by 1 / patrol share of their cell).
+region is again proportional to its true rate.
+
+Here a rate predictor runs once per simulated day. It predicts each cell's
+rate as the mean recorded count per cell-day over a trailing window, or over
+all days, which is the urn. Patrol shares follow the predicted rates. The
+day's incidents then enter the record in one of three settings:
+"discovered" (discovered incidents only), "reported" (reported incidents
+only, which do not depend on patrols) and "corrected" (discovered incidents
+weighted by 1 / patrol share of their cell).
 
 The divergence between the patrol allocation p and the true risk share q
 (true rate of a cell over the city's total) is the total variation distance
@@ -272,14 +274,14 @@ def simulate_feedback(
     The first `history_days` days of the city are the record before
     deployment: its reported incidents. On each later day the predicted rate
     of a cell is its mean recorded count per day over the last `window_days`
-    days (all recorded days when None, the Polya urn), patrols are shared by
-    `allocate_patrols`, and the setting chooses which of the day's incidents
+    days, or over all recorded days when None (the Polya urn). Patrols are
+    shared by `allocate_patrols`, and the setting chooses which of the day's incidents
     enter the record. All settings use the same true and reported incidents,
     and the discoveries of each setting come from their own seeded random
     stream. The reported setting converges to the reported surface, which is
     the true surface only when every cell has the same reporting probability.
 
-    NOTE: with `exploration` 0 and a trailing window, a cell whose window holds
+    NOTE: with `exploration` 0 and a trailing window, a cell whose window contains
     no records gets no patrols, so in the discovered and corrected settings it
     never enters the record again. The correction is unbiased only while every
     cell has a positive patrol share, which `exploration` > 0 guarantees.
