@@ -39,6 +39,10 @@ when police choose to look, so their records follow patrols more than offending.
 that a model trained on drug arrests in Oakland sent patrols to Black neighbourhoods at about twice
 the rate of white ones, while survey estimates of drug use were near-uniform.
 ``arrest_share_by_category`` measures that skew against victim-reported violent crime.
+
+NOTE: the warehouse does not carry arrests yet. The jurisdiction's crime column mapping has no
+``arrest`` entry, so ``raw.crime_incidents`` and ``stg_crimes__incidents`` lack the portal's Arrest
+column, and the audit reads it from the raw extract until staging carries it.
 """
 
 from __future__ import annotations
@@ -790,7 +794,11 @@ def arrest_share_by_category(
         .alias("arrest_share"),
     ]
 
-    overall = records.group_by("category").agg(*arrest_sums).with_columns(group=pl.lit("all"))
+    overall = records.group_by("category").agg(*arrest_sums).with_columns(
+        group=pl.lit("all"),
+        record_share=pl.lit(None, dtype=pl.Float64),
+        population_share=pl.lit(None, dtype=pl.Float64),
+    )
     located_totals = located.group_by("category").agg(pl.len().alias("located"))
     parts = [overall]
     for name in group_names:

@@ -326,6 +326,15 @@ def test_arrest_audit_groups():
     assert theft["record_share"] == pytest.approx(0.0)
 
 
+def test_arrest_audit_without_groups():
+    groups = audit_groups().drop("g")
+
+    audit = arrest_share_by_category(audit_incidents(), groups)
+
+    assert audit["group"].unique().to_list() == ["all"]
+    assert audit_row(audit, "NARCOTICS", "all")["records"] == 4
+
+
 def test_arrest_audit_rejects_bad_flag():
     incidents = audit_incidents().with_columns(arrest=pl.lit("Y"))
 
