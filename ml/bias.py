@@ -5,7 +5,7 @@ Black share" when its residents' share of non-Hispanic Black people falls in tho
 The audit measures how the flags of a model (the cells a department would patrol) fall on each
 group, and compares the ensemble with CompSTAT, the status quo (Bratton & Malinowski 2008).
 
-What the warehouse holds (``marts.dim_cell_demographics``, one row per cell):
+What the warehouse contains (``marts.dim_cell_demographics``, one row per cell):
 
 - population and race and ethnicity counts from ACS 2010-2014 table B03002, Cook County block groups
   summed to tracts by GEOID prefix and spread onto the cells by overlapping area; the ``*_share``
@@ -384,13 +384,15 @@ def group_metrics(
     and the ratio come from the same resamples. A value is null where its denominator is 0.
     Metrics:
 
-    - flag_rate: flagged cell-periods over cell-periods; tpr, fpr, fnr and precision of the flags
-      against "at least one incident"; pai: (incidents in flagged cells / incidents) over
-      (flagged area / area), all within the group and pooled over maps;
-    - exposure_share: the group's flagged cell-hours over the city's; population_share and
-      incident_share: the group's residents and recorded incidents over the city's;
-      exposure_to_population and exposure_to_incidents: exposure_share over each of them
-      (above 1, the group gets more patrol than its share of residents or incidents).
+    - flag_rate: flagged cell-periods over cell-periods.
+    - tpr, fpr, fnr and precision: the flags against "at least one incident".
+    - pai: (incidents in flagged cells / incidents) over (flagged area / area), within the group
+      and pooled over maps.
+    - exposure_share: the group's flagged cell-hours over the city's.
+    - population_share and incident_share: the group's residents and recorded incidents over the
+      city's.
+    - exposure_to_population and exposure_to_incidents: exposure_share over each of them. Above 1,
+      the group gets more patrol than its share of residents or incidents.
     """
     check_share(coverage, "coverage")
     parsed = parse_definitions(definitions)
