@@ -78,8 +78,8 @@ def local_issue_instant(day: date, issue_hour: int, zone: ZoneInfo) -> datetime:
 
     A local hour skipped by a spring DST change becomes the first UTC hour after the gap.
     """
-    # zoneinfo reads a nonexistent local time with the offset in force before the change, which
-    # lands on the first hour after the gap; an ambiguous one gets its first occurrence (fold 0).
+    # zoneinfo reads a nonexistent local time with the offset in force before the change, so it
+    # lands on the first hour after the gap. An ambiguous time gets its first occurrence (fold 0).
     local = datetime.combine(day, time(issue_hour), tzinfo=zone)
     return local.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
 
@@ -99,13 +99,13 @@ def plan_issues(start: datetime, end: datetime, time_zone: str, issue_hour: int)
     issues = [Issue(moment, following) for moment, following in zip(instants, instants[1:])
               if start <= moment < end]
     if not issues:
-        raise ValueError(f"the backtest window {start.isoformat()} to {end.isoformat()} holds no local "
+        raise ValueError(f"the backtest window {start.isoformat()} to {end.isoformat()} contains no local "
                          f"{issue_hour:02d}:00 in {time_zone}; widen the window to at least a day")
     return issues
 
 
 def target_rows(issue: Issue, cell_ids: Sequence[str]) -> pl.DataFrame:
-    """Every (cell, hour) the issue forecasts, with its horizon, sorted by hour then cell."""
+    """Return every (cell, hour) the issue forecasts, with its horizon, sorted by hour then cell."""
     hours = pl.datetime_range(issue.issued_at, issue.until - HOUR, "1h", eager=True, time_zone="UTC")
     frame = pl.DataFrame({"hour": hours}).join(pl.DataFrame({"cell_id": list(cell_ids)}), how="cross")
     horizon = ((pl.col("hour") - pl.lit(issue.issued_at)).dt.total_hours() + 1).cast(pl.Int16)

@@ -48,11 +48,13 @@ from ml.metrics import (
     HotspotInputs,
     as_finite_float,
     as_probabilities,
+    as_ticks,
     as_1d,
     check_same_length,
     check_share,
     hotspot_inputs,
     log_losses,
+    nan_or_nat,
     rank_cells,
     ratio_or_nan,
     squared_errors,
@@ -256,18 +258,13 @@ def as_day_ids(values: np.ndarray) -> np.ndarray:
     """Convert day ids to a 1-D array, raising ValueError on a missing (None, NaN or NaT) id."""
     array = as_1d(values, "day_ids")
 
-    if np.issubdtype(array.dtype, np.floating):
-        missing = np.isnan(array)
-    elif array.dtype.kind in "mM":
-        missing = np.isnat(array)
-    else:
+    missing = nan_or_nat(array)
+    if missing is None:
         missing = pl.Series(array).is_null().to_numpy()
 
     if missing.any():
         raise ValueError(f"day_ids has a missing id at row {int(np.flatnonzero(missing)[0])}. Give every row its day.")
-    if array.dtype.kind in "mM":
-        return array.view(np.int64)
-    return array
+    return as_ticks(array)
 
 
 def observed_days(inputs: HotspotInputs, day_number: np.ndarray, n_days: int, coverage: float) -> ObservedDays:

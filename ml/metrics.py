@@ -35,7 +35,7 @@ import logging
 import math
 import numbers
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,14 +158,7 @@ def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float | None:
     Returns None when `y_true` holds only one class, because the AUC is then
     undefined.
     """
-    actual = as_binary(y_true, "y_true")
-    scores = as_finite_float(score, "score")
-    check_same_length(y_true=actual, score=scores)
-
-    if actual.all() or not actual.any():
-        return None
-
-    return float(roc_auc_score(actual, scores))
+    return ranking_metric(y_true, score, roc_auc_score)
 
 
 def pai_at_area_coverage(
@@ -314,12 +307,8 @@ def as_slice_ids(values: np.ndarray) -> np.ndarray:
     """
     array = as_1d(values, "slice_ids")
 
-    # dtype kind "M" is datetime64 and "m" is timedelta64.
-    if np.issubdtype(array.dtype, np.floating):
-        missing = np.isnan(array)
-    elif array.dtype.kind in "mM":
-        missing = np.isnat(array)
-    else:
+    missing = nan_or_nat(array)
+    if missing is None:
         return array
 
     if missing.any():
@@ -327,7 +316,21 @@ def as_slice_ids(values: np.ndarray) -> np.ndarray:
             f"slice_ids contains a missing id at row {int(np.flatnonzero(missing)[0])}. "
             "Give every row the id of its target hour."
         )
+    return as_ticks(array)
 
+
+def nan_or_nat(array: np.ndarray) -> np.ndarray | None:
+    """Return the NaN mask of a float array or the NaT mask of a time array, else None."""
+    # dtype kind "M" is datetime64 and "m" is timedelta64.
+    if np.issubdtype(array.dtype, np.floating):
+        return np.isnan(array)
+    if array.dtype.kind in "mM":
+        return np.isnat(array)
+    return None
+
+
+def as_ticks(array: np.ndarray) -> np.ndarray:
+    """Return datetimes and timedeltas as their int64 ticks, and other arrays unchanged."""
     if array.dtype.kind in "mM":
         return array.view(np.int64)
     return array
@@ -416,6 +419,12 @@ def pr_auc(y_true: np.ndarray, score: np.ndarray) -> float | None:
     tied scores forming one threshold (scikit-learn's `average_precision_score`).
     Returns None when `y_true` holds only one class.
     """
+    return ranking_metric(y_true, score, average_precision_score)
+
+
+def ranking_metric(y_true: np.ndarray, score: np.ndarray,
+                   scorer: Callable[[np.ndarray, np.ndarray], float]) -> float | None:
+    """Validate the inputs and apply a scikit-learn ranking scorer, or return None for one class."""
     actual = as_binary(y_true, "y_true")
     scores = as_finite_float(score, "score")
     check_same_length(y_true=actual, score=scores)
@@ -423,7 +432,7 @@ def pr_auc(y_true: np.ndarray, score: np.ndarray) -> float | None:
     if actual.all() or not actual.any():
         return None
 
-    return float(average_precision_score(actual, scores))
+    return float(scorer(actual, scores))
 
 
 def brier_score(y_true: np.ndarray, probability: np.ndarray) -> float:

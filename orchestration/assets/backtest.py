@@ -16,6 +16,7 @@ import polars as pl
 
 from ml.backtest import (
     COVERAGE_LEVELS,
+    HOUR,
     REFERENCE_MODEL,
     TABLE_SCHEMAS,
     BacktestTables,
@@ -31,19 +32,14 @@ from ml.ensemble import RiskEnsemble
 from ml.feature_store import read_window
 from ml.hotspots import cells_from_lonlat
 from ml.reports.model_metrics import ModelMetricsInputs, render_model_metrics_report
-from orchestration.assets.evaluation import outcome_column, target_codes
+from orchestration.assets.evaluation import naive, outcome_column, target_codes
 from orchestration.assets.scoring import ModelSpan, model_spans
 from orchestration.jurisdiction import JurisdictionConfig, RunConfig, run_targets
 from orchestration.resources import RiskcastResource
 from orchestration.warehouse import connect
 
-HOUR = timedelta(hours=1)
 # Baselines fitted on the complete cell-hour spine; the others read the incidents only.
 DENSE_HISTORY = {"compstat", "compstat_day", "naive"}
-
-
-def naive(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=None)
 
 
 def read_cells(warehouse: Path) -> pl.DataFrame:
@@ -53,7 +49,7 @@ def read_cells(warehouse: Path) -> pl.DataFrame:
 
 
 def read_spine(warehouse: Path, target: str, start: datetime, end: datetime) -> pl.DataFrame:
-    """The complete cell-hour spine of ``target`` counts over ``[start, end)``, hours in UTC."""
+    """Read the complete cell-hour spine of ``target`` counts over ``[start, end)``, hours in UTC."""
     with connect(warehouse, read_only=True) as connection:
         outcome = outcome_column(connection, "cell_hour_spine", target)
         first = connection.sql("SELECT min(hour) FROM marts.cell_hour_spine").fetchone()[0]
@@ -65,7 +61,7 @@ def read_spine(warehouse: Path, target: str, start: datetime, end: datetime) -> 
 
 
 def issue_spans(issues: list[Issue], spans: list[ModelSpan]) -> list[ModelSpan]:
-    """The model span that issues each forecast: the latest model trained at or before its issue time."""
+    """Return the model span of each issue: the latest model trained at or before its issue time."""
     chosen = []
     for issue in issues:
         matching = [span for span in spans if span.start <= issue.issued_at < span.end]
@@ -114,7 +110,7 @@ def backtest_predictions(context: dg.AssetExecutionContext, riskcast: RiskcastRe
 
     One row per (issue, cell, target hour): the forecasts were issued once a day at the run's local
     issue hour, each by the latest ensemble trained before it and by baselines fitted on the
-    incidents before it. Rate baselines hold expected counts; the ensemble holds probabilities.
+    incidents before it. Rate baselines give expected counts, and the ensemble gives probabilities.
     """
     run = riskcast.run_config()
     jurisdiction = riskcast.jurisdiction()
@@ -308,11 +304,10 @@ def model_metrics_report(context: dg.AssetExecutionContext, riskcast: RiskcastRe
     settings = riskcast.settings()
     target = run_targets(run, jurisdiction)[0]
     tables = read_tables(settings.warehouse_path)
-    predictions_meta = pl.DataFrame()
     with connect(settings.warehouse_path, read_only=True) as connection:
         n_origins = connection.sql("SELECT count(DISTINCT origin) FROM main.backtest_predictions").fetchone()[0]
-        predictions_meta = connection.sql("SELECT model, description FROM main.backtest_models").pl()
-    notes = dict(zip(predictions_meta["model"], predictions_meta["description"]))
+        models = connection.sql("SELECT model, description FROM main.backtest_models").pl()
+    notes = dict(zip(models["model"], models["description"]))
 
     path = settings.reports_dir / "model_metrics.html"
     render_model_metrics_report(path, report_inputs(run, jurisdiction, tables, notes, target, n_origins))

@@ -41,7 +41,7 @@ def test_issue_at_a_skipped_local_hour_moves_to_the_hour_after_the_gap() -> None
 
 
 def test_a_window_without_an_issue_hour_is_an_error() -> None:
-    with pytest.raises(ValueError, match="holds no local 00:00"):
+    with pytest.raises(ValueError, match="contains no local 00:00"):
         plan_issues(datetime(2017, 7, 2, 6, tzinfo=UTC), datetime(2017, 7, 2, 9, tzinfo=UTC), CHICAGO, 0)
 
 
