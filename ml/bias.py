@@ -671,6 +671,17 @@ class GateResult:
     margin: float
     message: str
     checks: pl.DataFrame
+    direction: str = "both"
+
+
+GATE_DIRECTIONS = ("both", "higher")
+
+
+def disparity(ratio: pl.Expr, direction: str) -> pl.Expr:
+    """Distance of a group-to-reference ratio from parity: max(r, 1/r) for "both", r for "higher"."""
+    if direction == "higher":
+        return ratio
+    return pl.max_horizontal(ratio, 1.0 / ratio)
 
 
 def disparity_gate(
@@ -679,53 +690,64 @@ def disparity_gate(
     margin: float = 0.1,
     model: str = "ensemble",
     baseline: str = "compstat",
+    direction: str = "both",
 ) -> GateResult:
-    """Fail when the model's group-to-reference ratio exceeds the baseline's by more than `margin`.
+    """Fail when the model is further from parity than the baseline by more than `margin`, in any group.
 
-    For every group, with r_model and r_baseline the `metric` ratios (group value over reference
-    value) of `model` and `baseline`, the bound is r_baseline + margin and the group fails when
-    r_model > bound. The margin is on the ratio scale: with margin 0.1, a CompSTAT flag-rate ratio
-    of 1.5 allows the ensemble up to 1.6. A group whose ratio is undefined for either model (a
-    reference value of 0 or missing) fails, because the gate cannot show that it holds.
+    For every group, r_model and r_baseline are the `metric` ratios (group value over reference
+    value) of `model` and `baseline`. With direction "both" (the default), a ratio's disparity is
+    its distance from parity on the ratio scale, d(r) = max(r, 1/r): 2.0 and 0.5 are both twice
+    the reference's rate, one above and one below. With "higher", d(r) = r, which bounds only a
+    group getting more of the metric than its reference (for example more flags). The bound is
+    d(r_baseline) + margin, and the group fails when d(r_model) exceeds it: with margin 0.1, a
+    CompSTAT flag-rate ratio of 1.5 allows the ensemble ratios from 1 / 1.6 to 1.6. A group whose
+    ratio is undefined or 0 for either model (a reference or group value of 0 or missing) fails,
+    because the gate cannot show that it holds.
     """
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not math.isfinite(margin) or margin < 0:
         raise ValueError(f"margin must be a finite number >= 0, got {margin!r}.")
     if metric not in GROUP_METRICS:
         raise ValueError(f"metric must be one of {GROUP_METRICS}, got {metric!r}.")
+    if direction not in GATE_DIRECTIONS:
+        raise ValueError(f"direction must be one of {GATE_DIRECTIONS}, got {direction!r}.")
 
     selected = group_metrics.filter(pl.col("metric") == metric)
     for name in (model, baseline):
         if selected.filter(pl.col("model") == name).height == 0:
             raise ValueError(f"the group metrics hold no {metric!r} rows of model {name!r}; compute them for {model!r} and {baseline!r}.")
 
+    positive = lambda column: pl.when(pl.col(column) > 0).then(pl.col(column))  # noqa: E731
     checks = (
         selected.filter(pl.col("model") == model).select("group", "reference", pl.col("ratio").alias("model_ratio"))
         .join(selected.filter(pl.col("model") == baseline).select("group", pl.col("ratio").alias("baseline_ratio")),
               on="group", how="full", coalesce=True, maintain_order="left")
-        .with_columns(bound=pl.col("baseline_ratio") + margin)
-        .with_columns(passed=(pl.col("model_ratio") <= pl.col("bound")).fill_null(False))
+        .with_columns(model_disparity=disparity(positive("model_ratio"), direction),
+                      baseline_disparity=disparity(positive("baseline_ratio"), direction))
+        .with_columns(bound=pl.col("baseline_disparity") + margin)
+        .with_columns(passed=(pl.col("model_disparity") <= pl.col("bound")).fill_null(False))
     )
 
-    failures = []
-    for row in checks.filter(~pl.col("passed")).iter_rows(named=True):
-        if row["model_ratio"] is None or row["baseline_ratio"] is None:
-            failures.append(
-                f"{row['group']}: the {metric} ratio is undefined ({model} {row['model_ratio']}, {baseline} "
-                f"{row['baseline_ratio']}), so the bound cannot be checked"
-            )
-            continue
-        failures.append(
-            f"{row['group']}: {model} {metric} ratio {row['model_ratio']:.3f} vs {row['reference']} exceeds "
-            f"the bound {row['bound']:.3f} ({baseline} ratio {row['baseline_ratio']:.3f} + margin {margin:g})"
-        )
-
+    failures = [gate_failure(row, metric, model, baseline, margin) for row in checks.filter(~pl.col("passed")).iter_rows(named=True)]
     passed = not failures
+    scale = "distance from parity, max(r, 1/r)" if direction == "both" else "ratio"
     if passed:
-        message = f"{metric} disparity gate passed: every {model} ratio is within its {baseline} ratio + {margin:g} ({checks.height} groups)."
+        message = (f"{metric} disparity gate passed: in every group the {model}'s {scale} is within the {baseline}'s "
+                   f"+ {margin:g} ({checks.height} groups).")
     else:
         message = f"{metric} disparity gate failed for {len(failures)} of {checks.height} groups: " + "; ".join(failures) + "."
     logger.info(message)
-    return GateResult(passed=passed, metric=metric, margin=float(margin), message=message, checks=checks)
+    return GateResult(passed=passed, metric=metric, margin=float(margin), message=message, checks=checks,
+                      direction=direction)
+
+
+def gate_failure(row: dict, metric: str, model: str, baseline: str, margin: float) -> str:
+    """Describe why one group fails the gate."""
+    if row["model_disparity"] is None or row["baseline_disparity"] is None:
+        return (f"{row['group']}: the {metric} ratio is undefined or 0 ({model} {row['model_ratio']}, {baseline} "
+                f"{row['baseline_ratio']}), so the bound cannot be checked")
+    return (f"{row['group']}: {model} {metric} ratio {row['model_ratio']:.3f} vs {row['reference']} (disparity "
+            f"{row['model_disparity']:.3f}) exceeds the bound {row['bound']:.3f} ({baseline} ratio "
+            f"{row['baseline_ratio']:.3f}, disparity {row['baseline_disparity']:.3f}, + margin {margin:g})")
 
 
 # Input-bias audit

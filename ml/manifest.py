@@ -91,13 +91,19 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
     return path
 
 
-def write_model_card(folder: Path, manifest: dict[str, Any], bias_audit: Path) -> Path:
-    """Write ``MODEL_CARD.md`` beside the manifest; ``bias_audit`` is where the audit report belongs."""
+def write_model_card(folder: Path, manifest: dict[str, Any], bias_audit: Path,
+                     release: dict[str, Any] | None = None) -> Path:
+    """Write ``MODEL_CARD.md`` beside the manifest; ``bias_audit`` is where the audit report belongs.
+
+    ``release`` is the model's release-gate record (``orchestration.assets.release``): the bound,
+    the result per group and the model's status. Without it the card says that the gate has not run.
+    """
     sections = [
         card_title(manifest),
         card_intended_use(manifest),
         card_training_data(manifest),
         card_metrics(manifest),
+        card_release(release),
         card_limits(manifest, folder, bias_audit),
         card_reproduce(manifest),
     ]
@@ -192,6 +198,40 @@ def card_metrics(manifest: dict[str, Any]) -> list[str]:
         lines.append(f"| {member.get('name', member.get('bag', ''))} | {member.get('kind', '')} | "
                      f"{format_number(member.get('roc_auc'))} | {format_number(member.get('log_loss'))} | "
                      f"{format_number(member.get('brier'))} | {format_number(member.get('weight'))} |")
+    lines.append("")
+    return lines
+
+
+RELEASE_STATUS_TEXT = {
+    "candidate": "passed the gate and awaits promotion",
+    "current": "current: it passed the gate and scores new forecasts",
+    "retired": "retired: it passed the gate and was current until a newer release replaced it",
+    "blocked": "BLOCKED: it failed the gate and must not be promoted",
+}
+
+
+def card_release(release: dict[str, Any] | None) -> list[str]:
+    """The release gate's bound and result, or a statement that the gate has not run."""
+    lines = ["## Release gate", ""]
+    if release is None:
+        return lines + ["The bias release gate has not run for this model, so it has not been promoted to current.", ""]
+
+    scale = "distance from parity, max(r, 1/r)," if release["direction"] == "both" else "ratio"
+    lines += [
+        f"- Status: **{RELEASE_STATUS_TEXT.get(release['status'], release['status'])}** "
+        f"(gate evaluated {release['evaluated_at']}).",
+        f"- Bound: in every group, the ensemble's {release['metric']} {scale} group over reference, may exceed "
+        f"{release['baseline']}'s by at most {release['margin']:g}, on the backtest forecasts of "
+        f"{release['window']}.",
+        f"- Result: {release['message']}",
+        "",
+        f"| group | reference | ensemble ratio | {release['baseline']} ratio | bound | passed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for check in release["checks"]:
+        lines.append(f"| {check['group']} | {check['reference']} | {format_number(check['model_ratio'])} | "
+                     f"{format_number(check['baseline_ratio'])} | {format_number(check['bound'])} | "
+                     f"{'yes' if check['passed'] else 'no'} |")
     lines.append("")
     return lines
 

@@ -2,9 +2,10 @@
 
 ``riskcast demo`` runs the bundled synthetic demo; ``riskcast run --config FILE`` runs a run file.
 Both execute the same Dagster jobs the UI shows, in order (warehouse, features, training,
-scoring, evaluation), record them in the Dagster instance under ``RISKCAST_HOME/dagster``, stop at
+scoring, evaluation and bias audit, release), record them in the Dagster instance under ``RISKCAST_HOME/dagster``, stop at
 the first failed run, and print where the warehouse and the reports are. Training runs the one
-refresh partition that ends at the run file's ``train.end``.
+refresh partition that ends at the run file's ``train.end``. The command exits with 1 when a job
+fails and with 3 when everything ran but the bias release gate blocked promotion.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from orchestration.definitions import (
     CONFIG_VARIABLE,
     EVALUATE_JOB,
     FEATURES_JOB,
+    RELEASE_JOB,
     SCORE_JOB,
     TRAIN_JOB,
     WAREHOUSE_JOB,
@@ -54,6 +56,13 @@ class JobFailedError(RuntimeError):
     """A Dagster run of the main job failed."""
 
 
+class ReleaseBlockedError(JobFailedError):
+    """The release job ran, and the bias release gate failed, so no ensemble was promoted to current."""
+
+
+GATE_CHECK = "bias_disparity_gate"
+
+
 def run_job(definitions: dg.Definitions, instance: dg.DagsterInstance, name: str,
             tags: dict[str, str] | None = None) -> None:
     started = time.monotonic()
@@ -64,6 +73,9 @@ def run_job(definitions: dg.Definitions, instance: dg.DagsterInstance, name: str
         failures = [f"{event.step_key}: {event.event_specific_data.error.message.strip()}"
                     for event in result.all_events if event.is_step_failure]
         detail = "\n".join(failures) or "see the run in the Dagster UI"
+        if failures and all(failure.split(":")[0].endswith(GATE_CHECK) for failure in failures):
+            raise ReleaseBlockedError(f"{name}: the bias release gate failed, so the ensembles were not promoted "
+                                      f"to current (run {result.run_id})")
         raise JobFailedError(f"{name} failed (run {result.run_id}):\n{detail}")
     logger.info("%s finished in %.1f s (run %s)", name, elapsed, result.run_id)
 
@@ -76,7 +88,10 @@ def range_tags(start: datetime, end: datetime) -> dict[str, str]:
 
 def run_main_job(config_path: Path, home: Path, instance: dg.DagsterInstance | None = None,
                  backtest: bool = False) -> RiskcastSettings:
-    """Run the five jobs of the main job in order; ``instance`` defaults to the persistent one.
+    """Run the six jobs of the main job in order; ``instance`` defaults to the persistent one.
+
+    The release job runs last. When its bias gate fails, every other job has finished and
+    ``ReleaseBlockedError`` says that no ensemble was promoted to current.
 
     With ``backtest``, training covers every refresh partition of the backtest window
     (``backtest_steps``) instead of the one that ends at ``train.end``.
@@ -101,6 +116,7 @@ def run_main_job(config_path: Path, home: Path, instance: dg.DagsterInstance | N
             (TRAIN_JOB, {PARTITION_TAG: training_partition}),
             (SCORE_JOB, range_tags(run.score.start, run.score.end)),
             (EVALUATE_JOB, None),
+            (RELEASE_JOB, None),
         ]
     if instance is not None:
         for name, tags in steps:
@@ -132,7 +148,7 @@ def backtest_steps(run, jurisdiction) -> list[tuple[str, dict[str, str] | None]]
         steps.append((TRAIN_JOB, {PARTITION_TAG: key}))
         end += run.refresh.length
         key = (end - run.refresh.length).strftime(refresh_key_format(run))
-    steps += [(SCORE_JOB, range_tags(run.score.start, run.score.end)), (EVALUATE_JOB, None)]
+    steps += [(SCORE_JOB, range_tags(run.score.start, run.score.end)), (EVALUATE_JOB, None), (RELEASE_JOB, None)]
     return steps
 
 
@@ -153,7 +169,9 @@ def print_summary(settings: RiskcastSettings, config_path: Path, synthetic: bool
     print(f"Warehouse:   {settings.warehouse_path}  (tables main.risk_scores: {scores:,} rows, "
           f"main.evaluation_metrics)")
     print(f"Reports:     {settings.reports_dir / 'model_metrics.html'} (backtest of every model), "
-          f"{settings.reports_dir / 'score_metrics.html'} (published scores)")
+          f"{settings.reports_dir / 'score_metrics.html'} (published scores), "
+          f"{settings.reports_dir / 'bias_audit.html'} (bias audit and release gate), "
+          f"{settings.reports_dir / 'police_deployment.html'} (deployment simulation)")
     print(f"Models:      {settings.models_dir}  (one per target, each with manifest.json and MODEL_CARD.md)")
     print(f"Dagster UI:  {dagster_ui_command(settings, config_path)}")
     for model, metric, value in metrics:
@@ -183,16 +201,42 @@ def main(argv: list[str] | None = None) -> int:
     home = (arguments.home or Path(os.environ.get(HOME_VARIABLE) or "data")).expanduser().resolve()
     config_path = default_run_config_path() if arguments.command == "demo" else arguments.config
 
+    blocked = None
     try:
-        settings = run_main_job(config_path, home, backtest=arguments.command == "backtest")
         synthetic = load_jurisdiction(load_run_config(config_path).jurisdiction).synthetic
+        try:
+            settings = run_main_job(config_path, home, backtest=arguments.command == "backtest")
+        except ReleaseBlockedError as error:
+            blocked = error
+            settings = RiskcastSettings(home=home, jurisdiction=load_run_config(config_path).jurisdiction)
     except (ConfigError, JobFailedError) as error:
         print(f"riskcast: {error}", file=sys.stderr)
         return 1
     print_summary(settings, config_path, synthetic)
     if arguments.command == "backtest":
         print_backtest(settings)
+    print_release(settings)
+    if blocked is not None:
+        print(f"riskcast: {blocked}. Read {settings.reports_dir / 'bias_audit.html'} for the groups that failed.",
+              file=sys.stderr)
+        return 3
     return 0
+
+
+def print_release(settings: RiskcastSettings) -> None:
+    """Print each target's release status and the gate's result."""
+    with connect(settings.warehouse_path, read_only=True) as connection:
+        exists = connection.sql("SELECT count(*) FROM information_schema.tables "
+                                "WHERE table_schema = 'main' AND table_name = 'model_releases'").fetchone()[0]
+        if not exists:
+            return
+        rows = connection.sql("SELECT target, model_id, status, message FROM main.model_releases "
+                              "QUALIFY row_number() OVER (PARTITION BY target ORDER BY evaluated_at DESC) = 1 "
+                              "ORDER BY target").fetchall()
+    for target, model_id, status, _ in rows:
+        print(f"Release:     {target} {model_id}: {status}")
+    if rows:
+        print(f"Gate:        {rows[0][3]}")
 
 
 def print_backtest(settings: RiskcastSettings) -> None:

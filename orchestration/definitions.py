@@ -15,6 +15,13 @@ import dagster as dg
 from orchestration.assets.audit_report import data_input_audit_report
 from orchestration.assets.audits import build_audit_checks
 from orchestration.assets.backtest import backtest_metrics, backtest_predictions, model_metrics_report
+from orchestration.assets.bias import (
+    bias_group_metrics,
+    cell_groups,
+    deployment_simulation,
+    feedback_simulation,
+    input_bias_audit,
+)
 from orchestration.assets.evaluation import evaluation_metrics
 from orchestration.assets.features import build_features_asset
 from orchestration.assets.models import build_training_asset
@@ -22,6 +29,7 @@ from orchestration.assets.raw import raw_crime_incidents, raw_offense_codes
 from orchestration.assets.raw_geography import raw_boundaries, raw_cells, raw_demographics
 from orchestration.assets.raw_requests import raw_service_requests
 from orchestration.assets.raw_weather import raw_weather_observations
+from orchestration.assets.release import bias_disparity_gate, current_ensemble, release_candidate
 from orchestration.assets.scoring import build_scoring_asset
 from orchestration.assets.warehouse import build_warehouse_assets, dbt_resource
 from orchestration.dbt import prepare_manifest
@@ -55,6 +63,8 @@ FEATURES_JOB = "features_job"
 TRAIN_JOB = "train_job"
 SCORE_JOB = "score_job"
 EVALUATE_JOB = "evaluate_job"
+RELEASE_JOB = "release_job"
+BIAS_ASSETS = [cell_groups, bias_group_metrics, input_bias_audit, feedback_simulation, deployment_simulation]
 
 
 def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
@@ -85,17 +95,22 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
         dg.define_asset_job(SCORE_JOB, selection=[scores], partitions_def=partitions,
                             description="Score the next 72 hours for every cell, for each issue hour in a range."),
         dg.define_asset_job(EVALUATE_JOB, selection=[evaluation_metrics, backtest_predictions, backtest_metrics,
-                                                     model_metrics_report],
+                                                     model_metrics_report, *BIAS_ASSETS],
                             description="Compare the published scores with CompSTAT on the evaluation window, "
                                         "backtest the ensemble against every baseline on daily forecasts, "
+                                        "audit the forecasts for bias, simulate deployment and feedback loops, "
                                         "and write the Model Metrics report."),
+        dg.define_asset_job(RELEASE_JOB, selection=dg.AssetSelection.assets(release_candidate, current_ensemble),
+                            description="Apply the bias release gate to the latest ensembles and promote them "
+                                        "to current when it passes."),
     ]
     return dg.Definitions(
         assets=[raw_crime_incidents, raw_offense_codes, raw_weather_observations, raw_service_requests,
                 raw_boundaries, raw_cells, raw_demographics,
                 warehouse, data_input_audit_report, features, risk_ensemble, scores, evaluation_metrics,
-                backtest_predictions, backtest_metrics, model_metrics_report],
-        asset_checks=build_audit_checks(jurisdiction),
+                backtest_predictions, backtest_metrics, model_metrics_report, *BIAS_ASSETS,
+                release_candidate, current_ensemble],
+        asset_checks=[*build_audit_checks(jurisdiction), bias_disparity_gate],
         jobs=jobs,
         sensors=[build_extracts_sensor(extracts, jurisdiction, WAREHOUSE_JOB),
                  build_stale_features_sensor(settings.warehouse_path, jurisdiction, FEATURES_JOB)],

@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from orchestration.bias_config import BiasConfig, DeploymentSettings, ReleaseSettings, SimulationSettings
+
 JURISDICTIONS_DIR = Path(__file__).parent / "jurisdictions"
 RUNS_DIR = Path(__file__).parent / "runs"
 
@@ -120,6 +122,11 @@ class OffenseCode(BaseModel):
     groups: list[str] = Field(
         default_factory=list,
         description="narrower target groups, such as robbery or burglary; a code may be in several")
+    arrest_driven: bool = Field(
+        default=False,
+        description="true for offenses recorded mostly when police stop someone (drugs, weapons, gambling, "
+                    "prostitution, public order): their records follow patrols more than offending, so a "
+                    "target that contains them needs bias.allow_arrest_driven_targets")
 
     @model_validator(mode="after")
     def check_groups(self) -> "OffenseCode":
@@ -881,6 +888,8 @@ class JurisdictionConfig(BaseModel):
     boundaries: BoundariesConfig = BoundariesConfig()
     demographics: DemographicsConfig | None = None
     audit: AuditConfig = AuditConfig()
+    bias: BiasConfig = Field(default_factory=BiasConfig,
+                             description="demographic groups of cells and arrest-driven categories of the bias audit")
     targets: list[str] | None = Field(
         default=None, min_length=1,
         description="what Riskcast forecasts: categories or groups of offense_codes. Each target "
@@ -921,7 +930,22 @@ class JurisdictionConfig(BaseModel):
                              f"(known: {known}); add them to offense_codes or remove them from targets")
         if len(set(self.targets)) != len(self.targets):
             raise ValueError(f"targets lists a name twice: {self.targets}")
+        self.check_arrest_driven_targets()
         return self
+
+    def check_arrest_driven_targets(self) -> None:
+        """Refuse targets that contain arrest-driven codes unless the bias block allows them."""
+        if self.bias.allow_arrest_driven_targets:
+            return
+        for target in self.targets or []:
+            codes = sorted(code for code, meaning in self.offense_codes.items()
+                           if meaning.arrest_driven and (meaning.category == target or target in meaning.groups))
+            if codes:
+                raise ValueError(
+                    f"target {target!r} contains the arrest-driven offense codes {codes}. Their records follow "
+                    f"where police look more than where crime happens (see the Bias Audit report's input-bias "
+                    f"section), so a forecast of them sends patrols back to where patrols already are. Choose "
+                    f"targets without them, or set bias.allow_arrest_driven_targets: true to accept that")
 
     @property
     def crime_groups(self) -> list[str]:
@@ -1130,6 +1154,12 @@ class RunConfig(BaseModel):
         default=None, description="targets to train, score and evaluate (a subset of the jurisdiction's "
                                   "targets, the first being the evaluated one); default: all of them")
     backtest: BacktestSettings = Field(default_factory=BacktestSettings)
+    release: ReleaseSettings = Field(default_factory=ReleaseSettings,
+                                     description="the bias release gate that a trained ensemble passes to become current")
+    deployment: DeploymentSettings = Field(default_factory=DeploymentSettings,
+                                           description="staffing assumptions of the police deployment simulation")
+    simulation: SimulationSettings = Field(default_factory=SimulationSettings,
+                                           description="the synthetic city of the feedback-loop simulation")
     refresh: RefreshSettings = Field(
         default_factory=RefreshSettings,
         description="refresh partitions of the training asset; the run trains the one that ends at "

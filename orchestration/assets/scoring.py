@@ -68,11 +68,14 @@ def naive(moment: datetime) -> datetime:
     return moment.replace(tzinfo=None)
 
 
-def model_spans(warehouse: Path, target: str, start: datetime, end: datetime) -> list[ModelSpan]:
+def model_spans(warehouse: Path, target: str, start: datetime, end: datetime,
+                released_only: bool = False) -> list[ModelSpan]:
     """Split the issue hours ``[start, end)`` by the model that scores them for ``target``.
 
     Hour ``h`` gets the registered model of ``target`` with the latest ``train_end <= h``. Among
     models with the same ``train_end``, the one registered last wins (then the highest model id).
+    With ``released_only``, only models that passed the release gate and were promoted (current
+    or retired in ``main.model_releases``) count.
     """
     with connect(warehouse, read_only=True) as connection:
         exists = connection.sql("SELECT count(*) FROM information_schema.tables "
@@ -81,9 +84,10 @@ def model_spans(warehouse: Path, target: str, start: datetime, end: datetime) ->
         if exists:
             target_column = "target" if "target" in table_columns(connection, "model_registry") else f"'{LEGACY_TARGET}'"
             order = "registered_at NULLS FIRST, " if "registered_at" in table_columns(connection, "model_registry") else ""
+            released = released_filter(connection) if released_only else ""
             rows = connection.execute(
                 f"SELECT model_id, path, train_end FROM main.model_registry "
-                f"WHERE {target_column} = ? AND train_end < ? ORDER BY train_end, {order}model_id",
+                f"WHERE {target_column} = ? AND train_end < ? {released}ORDER BY train_end, {order}model_id",
                 [target, naive(end)]).fetchall()
 
     latest: dict[datetime, tuple[str, str]] = {}
@@ -91,6 +95,10 @@ def model_spans(warehouse: Path, target: str, start: datetime, end: datetime) ->
         latest[train_end] = (model_id, path)
     ends = sorted(latest)
     before = [train_end for train_end in ends if train_end <= naive(start)]
+    if not before and released_only:
+        raise NoModelError(f"no {target} ensemble trained before {start.isoformat()} has passed the release gate "
+                           f"and been promoted (release.score_with is 'current'); materialize release_candidate "
+                           f"and current_ensemble, or read the Bias Audit report for why the gate failed")
     if not before:
         raise NoModelError(f"no {target} ensemble trained before {start.isoformat()} is registered; "
                            f"materialize risk_ensemble for a refresh partition ending at or before that hour")
@@ -104,6 +112,15 @@ def model_spans(warehouse: Path, target: str, start: datetime, end: datetime) ->
         spans.append(ModelSpan(target, model_id, Path(path), train_end.replace(tzinfo=start.tzinfo),
                                span_start.replace(tzinfo=start.tzinfo), span_end.replace(tzinfo=start.tzinfo)))
     return spans
+
+
+def released_filter(connection: duckdb.DuckDBPyConnection) -> str:
+    """SQL that keeps the registry rows of promoted models (nothing when no release table exists)."""
+    exists = connection.sql("SELECT count(*) FROM information_schema.tables "
+                            "WHERE table_schema = 'main' AND table_name = 'model_releases'").fetchone()[0]
+    if not exists:
+        return "AND false "
+    return "AND model_id IN (SELECT model_id FROM main.model_releases WHERE status IN ('current', 'retired')) "
 
 
 def latest_model(warehouse: Path, target: str, hour: datetime) -> tuple[str, Path]:
@@ -220,7 +237,9 @@ def build_scoring_asset(partitions_def: dg.PartitionsDefinition,
         jurisdiction = riskcast.jurisdiction()
         settings = riskcast.settings()
         targets = run_targets(run, jurisdiction)
-        spans = [span for target in targets for span in model_spans(settings.warehouse_path, target, start, end)]
+        released_only = run.release.score_with == "current"
+        spans = [span for target in targets
+                 for span in model_spans(settings.warehouse_path, target, start, end, released_only)]
         for span in spans:
             context.log.info(f"{span.target}: issue hours {span.start.isoformat()} to {span.end.isoformat()} "
                              f"use {span.model_id} (train_end {span.train_end.isoformat()})")

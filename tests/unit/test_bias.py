@@ -260,6 +260,33 @@ def test_gate_bound_is_inclusive():
     assert not disparity_gate(gate_frame(1.61, 1.5), margin=0.1).passed
 
 
+def test_gate_bounds_ratios_below_parity_too():
+    """A group flagged a fifth as often as its reference is as far from parity as one flagged five times as often."""
+    below = disparity_gate(gate_frame(0.2, 0.4), margin=0.1)
+
+    assert not below.passed
+    assert "ratio 0.200" in below.message
+    assert "disparity 5.000" in below.message
+    assert "bound 2.600" in below.message
+
+
+def test_gate_passes_a_ratio_closer_to_parity_than_the_baseline():
+    """An ensemble ratio of 0.58 against CompSTAT's 0.46 is nearer parity, so it passes both ways of reading it."""
+    assert disparity_gate(gate_frame(0.58, 0.46), margin=0.0).passed
+    assert not disparity_gate(gate_frame(0.58, 0.46), margin=0.0, direction="higher").passed
+
+
+def test_gate_one_sided_ignores_ratios_below_parity():
+    assert disparity_gate(gate_frame(0.2, 0.4), margin=0.1, direction="higher").passed
+
+
+def test_gate_fails_on_zero_ratio():
+    result = disparity_gate(gate_frame(0.0, 1.0), margin=0.1)
+
+    assert not result.passed
+    assert "undefined or 0" in result.message
+
+
 def test_gate_fails_on_undefined_ratio():
     result = disparity_gate(gate_frame(None, 1.5), margin=0.1)
 
@@ -270,6 +297,8 @@ def test_gate_fails_on_undefined_ratio():
 def test_gate_rejects_bad_margin():
     with pytest.raises(ValueError, match="margin"):
         disparity_gate(gate_frame(1.0, 1.0), margin=-0.1)
+    with pytest.raises(ValueError, match="direction"):
+        disparity_gate(gate_frame(1.0, 1.0), direction="lower")
 
 
 # Input-bias audit

@@ -1,0 +1,336 @@
+"""Bias audit and simulations (group ``bias``): how forecasts fall on communities, and what patrols do.
+
+- ``cell_groups``: each cell's population-weighted quintiles and demographic groups
+  (``ml.bias.assign_groups``) from ``marts.dim_cell_demographics``, in ``main.bias_cell_groups``.
+- ``bias_group_metrics``: flag rate, TPR, FPR, FNR, precision, PAI and patrol exposure per group
+  for the ensemble and CompSTAT on the backtest's forecasts, with day-bootstrap intervals
+  (``ml.bias.group_metrics``, built on fairlearn's MetricFrame), in ``main.bias_group_metrics``.
+- ``input_bias_audit``: per crime category, the share of records with an arrest and where the
+  records fall over the groups (``ml.bias.arrest_share_by_category``), in ``main.bias_input_audit``.
+- ``feedback_simulation``: the known-truth city of ``ml.simulation``, the runaway feedback loop of
+  Ensign et al. (2018) in three settings, and the recording-bias check of Lum & Isaac (2016), in
+  ``main.sim_feedback_daily``, ``main.sim_feedback_cells`` and ``main.sim_lum_isaac``.
+- ``deployment_simulation``: the staffing arithmetic of ``ml.deployment`` for the ensemble and
+  CompSTAT on the backtest's forecasts, in ``main.deployment_comparison``,
+  ``main.deployment_group_exposure`` and ``main.deployment_cells``.
+
+Every table is replaced whole in one transaction, so a rerun gives the same rows and a reader
+sees the old or the new version.
+"""
+
+import time
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from ml.bias import assign_groups, disparity_gate, group_metrics, quintile_column
+from ml.deployment import DEFAULT_RISK_KINDS, compare_models, group_exposure, plan_shifts
+from ml.simulation import lum_isaac_check, simulate_city, simulate_feedback
+from orchestration.assets.backtest import backtest_predictions, write_table
+from orchestration.jurisdiction import JurisdictionConfig, RunConfig
+from orchestration.resources import RiskcastResource
+from orchestration.warehouse import connect
+
+REFERENCE_MODEL = "ensemble"
+DEMOGRAPHIC_COLUMNS_EXCLUDED = {"cell_id", "population"}
+
+
+def read_demographics(warehouse: Path) -> pl.DataFrame:
+    with connect(warehouse, read_only=True) as connection:
+        return connection.sql("SELECT * FROM marts.dim_cell_demographics ORDER BY cell_id").pl()
+
+
+def group_definitions(jurisdiction: JurisdictionConfig, warehouse: Path) -> tuple:
+    """The jurisdiction's bias groups, or the default groups whose columns its demographics provide."""
+    with connect(warehouse, read_only=True) as connection:
+        columns = {row[0] for row in connection.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'marts' "
+            "AND table_name = 'dim_cell_demographics'").fetchall()}
+    definitions = jurisdiction.bias.definitions(columns - DEMOGRAPHIC_COLUMNS_EXCLUDED)
+    if not definitions:
+        raise ValueError(f"{jurisdiction.name}: marts.dim_cell_demographics has none of the columns the default bias "
+                         f"groups use (it has {sorted(columns)}); set bias.groups in the jurisdiction file")
+    return definitions
+
+
+def read_groups(warehouse: Path) -> pl.DataFrame:
+    with connect(warehouse, read_only=True) as connection:
+        return connection.sql("SELECT * FROM main.bias_cell_groups ORDER BY cell_id").pl()
+
+
+def group_names(groups: pl.DataFrame) -> list[str]:
+    """The group columns of ``main.bias_cell_groups``: its boolean columns."""
+    return [name for name, dtype in groups.schema.items() if dtype == pl.Boolean]
+
+
+def read_backtest_forecasts(warehouse: Path, models: tuple[str, ...]) -> pl.DataFrame:
+    """Read the backtest's forecast cell-hours with the risk columns of ``models``, hours in UTC."""
+    with connect(warehouse, read_only=True) as connection:
+        present = {row[0] for row in connection.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' "
+            "AND table_name = 'backtest_predictions'").fetchall()}
+        missing = [model for model in models if model not in present]
+        if missing:
+            raise ValueError(f"main.backtest_predictions has no column for {missing}; add them to the run file's "
+                             f"backtest.baselines and materialize backtest_predictions again")
+        frame = connection.sql(
+            f"SELECT cell_id, hour, crime_count, area_km2, {', '.join(models)} FROM main.backtest_predictions "
+            "ORDER BY hour, cell_id").pl()
+    return frame.with_columns(pl.col("hour").dt.replace_time_zone("UTC"))
+
+
+def write_tables(warehouse: Path, tables: dict[str, pl.DataFrame]) -> None:
+    """Replace each ``main.<name>`` table with its frame in one transaction."""
+    with connect(warehouse) as connection:
+        connection.execute("BEGIN TRANSACTION")
+        for name, frame in tables.items():
+            write_table(connection, name, frame)
+        connection.execute("COMMIT")
+
+
+def markdown_table(frame: pl.DataFrame, digits: int = 3) -> str:
+    """Render a small frame as a Markdown table for asset metadata."""
+    def cell(value: object) -> str:
+        if value is None:
+            return "n/a"
+        if isinstance(value, float):
+            return f"{value:.{digits}f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(frame.columns) + " |", "|---" * frame.width + "|"]
+    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in frame.iter_rows()]
+    return "\n".join(lines)
+
+
+# Groups
+
+
+@dg.asset(group_name="bias", deps=["dim_cell_demographics"], kinds={"duckdb", "python"})
+def cell_groups(context: dg.AssetExecutionContext, riskcast: RiskcastResource) -> dg.MaterializeResult:
+    """Each cell's population-weighted quintiles and its membership of the jurisdiction's demographic groups."""
+    jurisdiction = riskcast.jurisdiction()
+    settings = riskcast.settings()
+    demographics = read_demographics(settings.warehouse_path)
+    definitions = group_definitions(jurisdiction, settings.warehouse_path)
+
+    groups = assign_groups(demographics, definitions)
+    write_tables(settings.warehouse_path, {"bias_cell_groups": groups})
+
+    total = float(groups["population"].fill_null(0.0).sum())
+    summary = pl.DataFrame([{
+        "group": d.name, "definition": d.description or f"{d.column} quintiles {list(d.quintiles)}",
+        "cells": int(groups[d.name].sum()),
+        "population_share": float(groups.filter(pl.col(d.name))["population"].fill_null(0.0).sum()) / total
+        if total else None,
+        "cells_without_quintile": int(groups[quintile_column(d.column)].null_count()),
+    } for d in definitions])
+    context.log.info(f"cell_groups: {groups.height} cells, {len(definitions)} groups: "
+                     + ", ".join(f"{row['group']} {row['cells']} cells" for row in summary.iter_rows(named=True)))
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": dg.MetadataValue.int(groups.height),
+        "groups": dg.MetadataValue.md(markdown_table(summary)),
+    })
+
+
+# Group metrics
+
+
+def baseline_model(run: RunConfig) -> str:
+    return run.release.baseline
+
+
+@dg.asset(group_name="bias", deps=[backtest_predictions, cell_groups], kinds={"duckdb", "python"})
+def bias_group_metrics(context: dg.AssetExecutionContext, riskcast: RiskcastResource) -> dg.MaterializeResult:
+    """Flag, error and exposure metrics per group for the ensemble and CompSTAT, with 95% day-bootstrap intervals."""
+    run = riskcast.run_config()
+    jurisdiction = riskcast.jurisdiction()
+    settings = riskcast.settings()
+    models = (REFERENCE_MODEL, baseline_model(run))
+    forecasts = read_backtest_forecasts(settings.warehouse_path, models)
+    groups = read_groups(settings.warehouse_path)
+    definitions = group_definitions(jurisdiction, settings.warehouse_path)
+
+    started = time.monotonic()
+    metrics = group_metrics(forecasts, groups, definitions, models=models, coverage=run.coverage,
+                            time_zone=jurisdiction.time_zone, n_boot=run.release.n_boot, seed=run.release.seed)
+    write_tables(settings.warehouse_path, {"bias_group_metrics": metrics})
+    context.log.info(f"bias_group_metrics: {forecasts.height:,} forecast cell-hours, {len(definitions)} groups, "
+                     f"{run.release.n_boot} resamples, {metrics.height} rows in {time.monotonic() - started:.0f} s")
+
+    gate = release_gate(metrics, run)
+    ratios = (metrics.filter(pl.col("metric") == run.release.metric)
+              .pivot(on="model", index="group", values="ratio").sort("group"))
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": dg.MetadataValue.int(metrics.height),
+        "forecast_cell_hours": dg.MetadataValue.int(forecasts.height),
+        f"{run.release.metric}_ratios": dg.MetadataValue.md(markdown_table(ratios)),
+        "release_gate": dg.MetadataValue.text(gate.message),
+        "bias_audit_report": dg.MetadataValue.path(str(settings.reports_dir / "bias_audit.html")),
+    })
+
+
+def release_gate(metrics: pl.DataFrame, run: RunConfig):
+    """Apply the run's release gate to group metrics (``ml.bias.disparity_gate``)."""
+    return disparity_gate(metrics, metric=run.release.metric, margin=run.release.margin, model=REFERENCE_MODEL,
+                          baseline=baseline_model(run), direction=run.release.direction)
+
+
+# Input-bias audit
+
+
+def read_incidents(warehouse: Path, category_column: str) -> pl.DataFrame | None:
+    """Read every staged incident's cell, category and arrest flag; None when staging has no arrest column."""
+    with connect(warehouse, read_only=True) as connection:
+        columns = {row[0] for row in connection.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'staging' "
+            "AND table_name = 'stg_crimes__incidents'").fetchall()}
+        if "arrest" not in columns:
+            return None
+        return connection.sql(
+            f"SELECT located.cell_id, incidents.{category_column} AS category, incidents.arrest "
+            "FROM staging.stg_crimes__incidents AS incidents "
+            "LEFT JOIN intermediate.int_incidents__located AS located USING (incident_id)").pl()
+
+
+@dg.asset(group_name="bias", deps=["stg_crimes__incidents", "int_incidents__located", cell_groups],
+          kinds={"duckdb", "python"})
+def input_bias_audit(context: dg.AssetExecutionContext, riskcast: RiskcastResource) -> dg.MaterializeResult:
+    """Per crime category, the share of records with an arrest and how the records fall over the groups."""
+    from ml.bias import ARREST_AUDIT_SCHEMA, arrest_share_by_category
+
+    jurisdiction = riskcast.jurisdiction()
+    settings = riskcast.settings()
+    incidents = read_incidents(settings.warehouse_path, jurisdiction.bias.category_column)
+    if incidents is None or incidents["arrest"].null_count() == incidents.height:
+        note = (f"{jurisdiction.display_name}'s crime records carry no arrest flag, so the input-bias audit has "
+                "nothing to measure; map the portal's arrest column in the jurisdiction file to enable it.")
+        context.log.warning(f"input_bias_audit: {note}")
+        write_tables(settings.warehouse_path, {"bias_input_audit": pl.DataFrame(schema=ARREST_AUDIT_SCHEMA)})
+        return dg.MaterializeResult(metadata={"note": dg.MetadataValue.text(note),
+                                              "dagster/row_count": dg.MetadataValue.int(0)})
+
+    groups = read_groups(settings.warehouse_path)
+    audit = arrest_share_by_category(incidents, groups, category_column="category", arrest_column="arrest",
+                                     category_kinds=jurisdiction.bias.category_kinds())
+    write_tables(settings.warehouse_path, {"bias_input_audit": audit})
+
+    overall = (audit.filter(pl.col("group") == "all").sort("records", descending=True)
+               .select("category", "category_kind", "records", "arrest_share").head(12))
+    context.log.info(f"input_bias_audit: {incidents.height:,} records, {overall.height} largest categories listed, "
+                     f"{audit.height} rows")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": dg.MetadataValue.int(audit.height),
+        "records": dg.MetadataValue.int(incidents.height),
+        "largest_categories": dg.MetadataValue.md(markdown_table(overall)),
+    })
+
+
+# Known-truth simulation
+
+
+@dg.asset(group_name="bias", kinds={"python", "duckdb"})
+def feedback_simulation(context: dg.AssetExecutionContext, riskcast: RiskcastResource) -> dg.MaterializeResult:
+    """A synthetic city with a planted risk surface: the runaway feedback loop and the recording-bias check."""
+    run = riskcast.run_config()
+    settings = riskcast.settings()
+    sim = run.simulation
+
+    city = simulate_city(sim.n_cells, sim.history_days + sim.simulated_days, sim.seed,
+                         mean_daily_rate=sim.mean_daily_rate, risk_log_sd=sim.risk_log_sd,
+                         reporting_probability=sim.reporting_probability)
+    feedback = simulate_feedback(city, sim.seed, history_days=sim.history_days, window_days=sim.window_days,
+                                 detection_rate=sim.detection_rate, exploration=sim.exploration)
+    lum_isaac = lum_isaac_check(sim.seed)
+    summary = feedback_summary(feedback.daily)
+    lum_isaac_summary = pl.DataFrame([{
+        "spearman_learned_vs_recording": lum_isaac.spearman_recording,
+        "spearman_learned_vs_true": lum_isaac.spearman_true,
+        "learned_ratio": lum_isaac.learned_ratio, "true_ratio": lum_isaac.true_ratio,
+        "groups": " / ".join(lum_isaac.groups),
+    }])
+    write_tables(settings.warehouse_path, {
+        "sim_feedback_daily": feedback.daily, "sim_feedback_cells": feedback.cells,
+        "sim_feedback_summary": summary, "sim_lum_isaac": lum_isaac.cells, "sim_lum_isaac_summary": lum_isaac_summary,
+    })
+
+    context.log.info("feedback_simulation: " + "; ".join(
+        f"{row['setting']} divergence {row['first_divergence']:.3f} -> {row['last_divergence']:.3f}"
+        for row in summary.iter_rows(named=True)))
+    return dg.MaterializeResult(metadata={
+        "divergence": dg.MetadataValue.md(markdown_table(summary)),
+        "lum_isaac": dg.MetadataValue.md(markdown_table(lum_isaac_summary)),
+        "cells": dg.MetadataValue.int(sim.n_cells),
+        "simulated_days": dg.MetadataValue.int(sim.simulated_days),
+    })
+
+
+def feedback_summary(daily: pl.DataFrame) -> pl.DataFrame:
+    """Each setting's divergence on its first and last simulated day, and its final top-cell share."""
+    return daily.group_by("setting", maintain_order=True).agg(
+        first_divergence=pl.col("divergence").first(),
+        last_divergence=pl.col("divergence").last(),
+        mean_divergence_last_30_days=pl.col("divergence").tail(30).mean(),
+        last_top_share=pl.col("top_share").last(),
+    )
+
+
+# Deployment simulation
+
+
+def risk_kinds(warehouse: Path) -> dict[str, str]:
+    with connect(warehouse, read_only=True) as connection:
+        rows = connection.sql("SELECT model, risk_kind FROM main.backtest_models").fetchall()
+    return {**DEFAULT_RISK_KINDS, **dict(rows)}
+
+
+@dg.asset(group_name="bias", deps=[backtest_predictions, cell_groups], kinds={"python", "duckdb"})
+def deployment_simulation(context: dg.AssetExecutionContext, riskcast: RiskcastResource) -> dg.MaterializeResult:
+    """Officers, overtime and expected crimes prevented when patrols follow the ensemble or CompSTAT."""
+    run = riskcast.run_config()
+    jurisdiction = riskcast.jurisdiction()
+    settings = riskcast.settings()
+    models = (REFERENCE_MODEL, baseline_model(run))
+    assumptions = run.deployment.assumptions()
+    forecasts = read_backtest_forecasts(settings.warehouse_path, models)
+    kinds = risk_kinds(settings.warehouse_path)
+    groups = read_groups(settings.warehouse_path)
+    membership = groups.select("cell_id", "population", *group_names(groups))
+
+    comparison = compare_models(forecasts, models, assumptions, time_zone=jurisdiction.time_zone,
+                                risk_kinds=kinds, coverage=run.coverage, shift_starts=run.backtest.shift_starts)
+    exposures, cells = [], []
+    for model in models:
+        plan = plan_shifts(forecasts, model, assumptions, time_zone=jurisdiction.time_zone,
+                           risk_kind=kinds.get(model), coverage=run.coverage, shift_starts=run.backtest.shift_starts)
+        exposures.append(group_exposure(plan, membership).with_columns(model=pl.lit(model)))
+        cells.append(cell_flag_shares(plan.cells, model))
+    write_tables(settings.warehouse_path, {
+        "deployment_comparison": comparison,
+        "deployment_group_exposure": pl.concat(exposures),
+        "deployment_cells": pl.concat(cells),
+    })
+
+    context.log.info("deployment_simulation: " + "; ".join(
+        f"{row['model']} needs {row['officers_needed_per_shift']:.1f} officers per shift, prevents "
+        f"{row['expected_prevented_total']:.1f}" for row in comparison.iter_rows(named=True)))
+    shown = comparison.select("model", "cells_flagged_per_shift", "officers_needed_per_shift", "overtime_hours_total",
+                              "extra_officers_max", "expected_prevented_total")
+    return dg.MaterializeResult(metadata={
+        "comparison": dg.MetadataValue.md(markdown_table(shown, digits=1)),
+        "assumptions": dg.MetadataValue.json(run.deployment.model_dump()),
+        "police_deployment_report": dg.MetadataValue.path(str(settings.reports_dir / "police_deployment.html")),
+    })
+
+
+def cell_flag_shares(plan_cells: pl.DataFrame, model: str) -> pl.DataFrame:
+    """Per cell, the share of shifts in which the model flagged it and its directed officer-hours."""
+    return plan_cells.group_by("cell_id").agg(
+        shifts=pl.len(),
+        flagged_shifts=pl.col("flagged").sum(),
+        officer_hours=pl.col("officer_hours").sum(),
+    ).with_columns(flag_share=pl.col("flagged_shifts") / pl.col("shifts"), model=pl.lit(model)).sort("cell_id")
+
+
+def jurisdiction_label(jurisdiction: JurisdictionConfig) -> str:
+    return f"{jurisdiction.display_name} ({'synthetic' if jurisdiction.synthetic else 'recorded'} data)"
