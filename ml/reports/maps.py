@@ -1,7 +1,7 @@
 """Choropleth maps of cells for the static HTML reports: interactive folium maps with a static SVG copy.
 
 Each map colours the cells' polygons by one value per cell. Numbers get a sequential scale of six
-quantile classes (ColorBrewer "YlOrRd", Brewer & Harrower 2003, as in the Data Input Audit report).
+quantile classes (ColorBrewer "YlOrRd", as in the Data Input Audit report).
 Categories and yes/no values get the colour-blind-safe palette of Okabe & Ito (2008), "Color
 Universal Design". Cells without a value are grey.
 
@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any, Literal
 
+import duckdb
 import folium
 import numpy as np
 import polars as pl
@@ -119,7 +120,7 @@ def leaflet_assets() -> LeafletAssets:
                          inline=True)
 
 
-def cell_geojson(connection: Any, table: str = "marts.dim_cells") -> pl.DataFrame:
+def cell_geojson(connection: duckdb.DuckDBPyConnection, table: str = "marts.dim_cells") -> pl.DataFrame:
     """Read every cell's polygon from the warehouse as GeoJSON text: columns cell_id and geojson.
 
     ``connection`` is a DuckDB connection with the spatial extension loaded, as
@@ -131,9 +132,7 @@ def cell_geojson(connection: Any, table: str = "marts.dim_cells") -> pl.DataFram
              f"FROM {table} ORDER BY cell_id")
     try:
         frame = connection.execute(query).pl()
-    except Exception as error:
-        # DuckDB raises CatalogException for a missing function or table, which has no shared base
-        # class with the other errors here that callers could catch instead.
+    except duckdb.Error as error:
         raise RuntimeError(f"could not read cell polygons from {table}: {error}. Open the warehouse with "
                            "spatial=True and build marts.dim_cells first.") from error
     logger.info("read %d cell polygons from %s, %d without geometry", frame.height, table,
@@ -153,7 +152,7 @@ def quantile_breaks(values: np.ndarray) -> list[float]:
 
 
 def numeric_colours(values: list[float | None], formatter: Callable[[Any], str]) -> CellColours:
-    """Colour numbers by quantile class: class i holds values above break i-1 and up to break i."""
+    """Colour numbers by quantile class: class i contains values above break i-1 and up to break i."""
     present = np.array([value for value in values if value is not None and math.isfinite(value)], dtype=float)
     breaks = quantile_breaks(present)
     palette = spread_palette(len(breaks) + 1)

@@ -40,7 +40,7 @@ def demographics() -> pl.DataFrame:
     """Return population, share_x (1.0 in column 3) and share_w (1.0 in column 0) per cell.
 
     East cells have 100 residents and the others 400 / 3, so the tied east cells' weighted
-    mid-rank is (1600 + 200) / 2000 = 0.9: quintile 5 of share_x holds exactly column 3, and
+    mid-rank is (1600 + 200) / 2000 = 0.9: quintile 5 of share_x contains exactly column 3, and
     quintile 5 of share_w exactly column 0.
     """
     cells = grid_cells()
