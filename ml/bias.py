@@ -40,9 +40,11 @@ that a model trained on drug arrests in Oakland sent patrols to Black neighbourh
 the rate of white ones, while survey estimates of drug use were near-uniform.
 ``arrest_share_by_category`` measures that skew against victim-reported violent crime.
 
-NOTE: the warehouse does not carry arrests yet. The jurisdiction's crime column mapping has no
-``arrest`` entry, so ``raw.crime_incidents`` and ``stg_crimes__incidents`` lack the portal's Arrest
-column, and the audit reads it from the raw extract until staging carries it.
+The input comes from the warehouse: ``stg_crimes__incidents.arrest`` is the portal's Arrest flag
+(mapped as ``arrest`` in the jurisdiction's crime columns), and
+``orchestration.bias_inputs.read_incidents_for_arrest_audit`` returns each incident of a window
+with its cell, ``primary_type`` and ``arrest``. A portal without an arrest flag (Philadelphia)
+gives null arrests, so its arrest shares are null while its record shares are still measured.
 """
 
 from __future__ import annotations
@@ -854,8 +856,8 @@ def check_incidents(incidents: pl.DataFrame, category_column: str, arrest_column
     missing = [name for name in ("cell_id", category_column, arrest_column) if name not in incidents.columns]
     if missing:
         raise ValueError(
-            f"incidents lack columns {missing} (they have {incidents.columns}). The warehouse's staged incidents do not "
-            "carry the portal's Arrest column, so read it from the raw extract."
+            f"incidents lack columns {missing} (they have {incidents.columns}). Read them from the warehouse with "
+            "orchestration.bias_inputs.read_incidents_for_arrest_audit, which returns cell_id, primary_type and arrest."
         )
 
 

@@ -27,9 +27,12 @@ RUNS_DIR = Path(__file__).parent / "runs"
 # ``offense_code`` is the code that ``offense_codes`` maps to categories: the FBI code in Chicago,
 # the UCR general code in Philadelphia. ``updated_on`` is optional because some portals publish
 # no revision time; staging then keeps the version that appears last in the extracts.
+# ``arrest`` is the portal's flag that the record led to an arrest: "true" or "false" in Chicago's
+# export, a boolean in its API. It is a record attribute that the arrest audit reads, and it stays
+# null for a portal without it (Philadelphia).
 REQUIRED_CRIME_FIELDS = ("id", "date", "offense_code", "latitude", "longitude")
 OPTIONAL_CRIME_FIELDS = ("updated_on", "case_number", "iucr", "primary_type", "location_description",
-                         "beat", "district", "community_area")
+                         "beat", "district", "community_area", "arrest")
 CATEGORY_NAME = r"^[a-z][a-z0-9_]*$"
 
 

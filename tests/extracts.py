@@ -24,9 +24,10 @@ TRACTS = {
 
 
 def crime_row(incident_id: str, case: str, date: str, fbi_code: str, updated: str,
-              latitude: str, longitude: str, block: str = "012XX W EXAMPLE ST") -> str:
-    return (f"{incident_id},{case},{date},{block},0486,BATTERY,DOMESTIC BATTERY SIMPLE,APARTMENT,false,true,"
-            f"1234,012,27,28,{fbi_code},,,{updated},{latitude},{longitude}")
+              latitude: str, longitude: str, block: str = "012XX W EXAMPLE ST", arrest: str = "false",
+              primary_type: str = "BATTERY") -> str:
+    return (f"{incident_id},{case},{date},{block},0486,{primary_type},DOMESTIC BATTERY SIMPLE,APARTMENT,{arrest},"
+            f"true,1234,012,27,28,{fbi_code},,,{updated},{latitude},{longitude}")
 
 
 def write_tracts(path: Path) -> None:

@@ -9,6 +9,7 @@ merges them into ``raw.crime_incidents`` by ``id``. A rerun with no changes on t
 the table as it was.
 """
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -24,6 +25,9 @@ from orchestration.revisions import CrimeChanges, compare_versions, utc_hours
 from orchestration.settings import RiskcastSettings
 from orchestration.sources.crimes import CrimePull, CrimeSource, SocrataCrimeSource
 from orchestration.warehouse import connect
+
+logger = logging.getLogger(__name__)
+
 
 def store_raw_table(warehouse: Path, raw_dir: Path, table: str, frame: pl.DataFrame) -> None:
     """Replace ``raw.<table>`` and its Parquet copy with ``frame``."""
@@ -302,6 +306,7 @@ def merge_crime_pull(warehouse: Path, pull: CrimePull, watermark_before: str | N
             connection.execute(INGEST_STATE_DDL)
             connection.register("incoming", arrow_table)
             connection.execute("CREATE TABLE IF NOT EXISTS raw.crime_incidents AS SELECT * FROM incoming LIMIT 0")
+            add_missing_columns(connection, "crime_incidents", pull.frame.columns)
 
             stored_watermark = connection.execute(
                 "SELECT watermark FROM raw.ingest_state WHERE source = ?", [pull.source]).fetchone()
@@ -349,6 +354,25 @@ def merge_crime_pull(warehouse: Path, pull: CrimePull, watermark_before: str | N
     unchanged = pull.frame.height - new - replaced
     return MergeCounts(pulled=pull.frame.height, new=new, replaced=replaced, unchanged=unchanged, stored=stored,
                        changes=changes)
+
+
+def add_missing_columns(connection: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> list[str]:
+    """Add each of ``columns`` that ``raw.<table>`` lacks as a text column, and return their names.
+
+    A table stored before a canonical field existed (such as ``arrest``) then accepts the new
+    rows. Its old rows keep null in the added column until a pull delivers them again.
+    """
+    present = {row[0] for row in connection.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'raw' AND table_name = ?",
+        [table]).fetchall()}
+    added = [name for name in columns if name not in present]
+    for name in added:
+        connection.execute(f'ALTER TABLE raw.{table} ADD COLUMN "{name}" VARCHAR')
+    if added:
+        logger.warning("raw.%s lacked the columns %s, so they were added. Its %d stored rows have null there "
+                       "until a pull delivers them again", table, added,
+                       connection.execute(f"SELECT count(*) FROM raw.{table}").fetchone()[0])
+    return added
 
 
 def write_parquet_copy(warehouse: Path, raw_dir: Path, table: str) -> None:

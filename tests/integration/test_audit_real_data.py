@@ -24,7 +24,7 @@ from orchestration.jurisdiction import RUNS_DIR, load_jurisdiction
 pytestmark = pytest.mark.integration
 
 RULES = {rule.name: rule for rule in ALL_RULES}
-CHICAGO_FIELDS = ["ID", "Case Number", "Date", "IUCR", "Primary Type", "Location Description", "Beat", "District",
+CHICAGO_FIELDS = ["ID", "Case Number", "Date", "IUCR", "Primary Type", "Location Description", "Arrest", "Beat", "District",
                   "Community Area", "FBI Code", "Updated On", "Latitude", "Longitude"]
 PHILADELPHIA_FIELDS = ["objectid", "dc_key", "dispatch_date_time", "ucr_general", "text_general_code", "dc_dist",
                        "psa", "point_y", "point_x"]

@@ -372,5 +372,5 @@ def test_arrest_audit_rejects_bad_flag():
 
 
 def test_arrest_audit_names_missing_column():
-    with pytest.raises(ValueError, match="do not carry the portal's Arrest column"):
+    with pytest.raises(ValueError, match=r"lack columns \['arrest'\].*read_incidents_for_arrest_audit"):
         arrest_share_by_category(audit_incidents().drop("arrest"), audit_groups())

@@ -38,12 +38,14 @@ WEATHER = ["WBAN:94846,OHARE,201.8,41.995,-87.9336,2023-07-04 01:51,FM-15,70,80,
 
 
 def api_row(system_id: str, updated_at: str, incident_id: str, date: str, fbi_code: str,
-            updated_on: str, latitude: str, longitude: str) -> dict[str, str]:
+            updated_on: str, latitude: str, longitude: str) -> dict[str, str | bool]:
     return {":id": system_id, ":updated_at": updated_at, "id": incident_id,
             "case_number": f"ZZ{incident_id}", "date": date, "iucr": "0486", "primary_type": "BATTERY",
             "location_description": "APARTMENT", "beat": "1234", "district": "012",
             "community_area": "28", "fbi_code": fbi_code, "updated_on": updated_on,
             "latitude": latitude, "longitude": longitude,
+            # Socrata serves the flag as a JSON boolean, and the CSV export writes it as false.
+            "arrest": False,
             # A free-text field that the column mapping must leave out.
             "block": "012XX W EXAMPLE ST"}
 
@@ -286,6 +288,10 @@ def test_raw_rows_have_provenance(runs: list[RunRecord]) -> None:
 
     assert provenance["900101"] == ("socrata:ijzp-q8t2", 1)
     assert provenance["900104"] == ("socrata:ijzp-q8t2", 4)
+
+
+def test_api_boolean_arrest_stored_as_text(runs: list[RunRecord]) -> None:
+    assert {row["arrest"] for row in runs[0].raw} == {"false"}
 
 
 def test_api_times_convert_to_utc(runs: list[RunRecord]) -> None:

@@ -114,3 +114,13 @@ def test_address_column_is_not_stored(warehouse: Path) -> None:
 
     assert "location_block" not in columns
     assert not any("BLOCK" in str(value) for row in values for value in row)
+
+
+def test_portal_without_arrest_stages_null(warehouse: Path) -> None:
+    with connect(warehouse, read_only=True) as connection:
+        raw = connection.sql("SELECT count(*), count(arrest) FROM raw.crime_incidents").fetchone()
+        staged = connection.sql("SELECT arrest, invalid_arrest_value, count(*) FROM staging.stg_crimes__incidents "
+                                "GROUP BY ALL").fetchall()
+
+    assert raw == (5, 0)
+    assert staged == [(None, None, 4)]

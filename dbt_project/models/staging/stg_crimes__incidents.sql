@@ -8,6 +8,20 @@
 -- in the jurisdiction's zone, converted to UTC by local_to_utc's documented DST rule. 'utc'
 -- (Philadelphia's dispatch_date_time): instants that carry an offset, so there is no ambiguous or
 -- nonexistent hour, and the local time is derived from them.
+--
+-- arrest is the portal's Arrest flag: 'true' or 'false' in any case, blank for unknown. Any other
+-- value stages as NULL and is kept in invalid_arrest_value, which the warn-severity test
+-- crime_arrest_values_parsed lists. A raw table stored before ingest mapped arrest has no such
+-- column, so every arrest is NULL until the crimes are ingested again.
+{%- set raw_columns = [] %}
+{%- if execute %}
+    {%- set raw_columns = adapter.get_columns_in_relation(source('raw', 'crime_incidents'))
+                          | map(attribute='name') | map('lower') | list %}
+    {%- if 'arrest' not in raw_columns %}
+        {{- log("raw.crime_incidents has no arrest column, so every staged arrest is NULL. Materialize "
+                "raw_crime_incidents again to fill it.", info=True) }}
+    {%- endif %}
+{%- endif %}
 with typed as (
     select
         trim(id) as incident_id,
@@ -27,6 +41,11 @@ with typed as (
         nullif(trim(community_area), '') as community_area,
         try_cast(nullif(trim(latitude), '') as double) as latitude,
         try_cast(nullif(trim(longitude), '') as double) as longitude,
+{%- if 'arrest' in raw_columns %}
+        nullif(trim(arrest), '') as arrest_text,
+{%- else %}
+        null::varchar as arrest_text,
+{%- endif %}
         source_file,
         source_row
     from {{ source('raw', 'crime_incidents') }}
@@ -67,6 +86,8 @@ select
     community_area,
     latitude,
     longitude,
+    case lower(arrest_text) when 'true' then true when 'false' then false end as arrest,
+    case when lower(arrest_text) not in ('true', 'false') then arrest_text end as invalid_arrest_value,
     source_file,
     source_row
 from latest
