@@ -70,7 +70,7 @@ def run_job(definitions: dg.Definitions, instance: dg.DagsterInstance, name: str
         run_config=CONSOLE_LOG_CONFIG, instance=instance, tags=tags or {}, raise_on_error=False)
     elapsed = time.monotonic() - started
     if not result.success:
-        failures = [f"{event.step_key}: {event.event_specific_data.error.message.strip()}"
+        failures = [f"{event.step_key}: {root_cause(event.event_specific_data.error)}"
                     for event in result.all_events if event.is_step_failure]
         detail = "\n".join(failures) or "see the run in the Dagster UI"
         if failures and all(failure.split(":")[0].endswith(GATE_CHECK) for failure in failures):
@@ -78,6 +78,13 @@ def run_job(definitions: dg.Definitions, instance: dg.DagsterInstance, name: str
                                       f"to current (run {result.run_id})")
         raise JobFailedError(f"{name} failed (run {result.run_id}):\n{detail}")
     logger.info("%s finished in %.1f s (run %s)", name, elapsed, result.run_id)
+
+
+def root_cause(error) -> str:
+    """The message of the innermost error in a Dagster error chain: the user's exception, not Dagster's wrapper."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    return error.message.strip()
 
 
 def range_tags(start: datetime, end: datetime) -> dict[str, str]:

@@ -16,11 +16,13 @@ from orchestration.assets.audit_report import data_input_audit_report
 from orchestration.assets.audits import build_audit_checks
 from orchestration.assets.backtest import backtest_metrics, backtest_predictions, model_metrics_report
 from orchestration.assets.bias import (
+    bias_audit_report,
     bias_group_metrics,
     cell_groups,
     deployment_simulation,
     feedback_simulation,
     input_bias_audit,
+    police_deployment_report,
 )
 from orchestration.assets.evaluation import evaluation_metrics
 from orchestration.assets.features import build_features_asset
@@ -64,7 +66,8 @@ TRAIN_JOB = "train_job"
 SCORE_JOB = "score_job"
 EVALUATE_JOB = "evaluate_job"
 RELEASE_JOB = "release_job"
-BIAS_ASSETS = [cell_groups, bias_group_metrics, input_bias_audit, feedback_simulation, deployment_simulation]
+BIAS_ASSETS = [cell_groups, bias_group_metrics, input_bias_audit, feedback_simulation, deployment_simulation,
+               bias_audit_report, police_deployment_report]
 
 
 def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:

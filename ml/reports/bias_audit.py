@@ -129,22 +129,34 @@ def summary_section(inputs: BiasAuditInputs) -> str:
         f"<div class='{'gate-pass' if gate.passed else 'gate-fail'}' role='status'><strong>Release gate "
         f"{verdict}.</strong> {escape(gate.message)}</div>"
         f"<p><strong>The rule.</strong> For each group, the {escape(name)} ratio is the group's {escape(name)} "
-        f"divided by that of its reference group. The {escape(inputs.model)} ratio may exceed the "
-        f"{escape(inputs.baseline)} ratio by at most {escape(format_number(gate.margin))} (the bound is the "
-        f"{escape(inputs.baseline)} ratio + {escape(format_number(gate.margin))}). A group whose ratio cannot "
-        f"be computed fails, because the gate cannot show that the bound holds. {escape(inputs.gate_blocks)}</p>")
+        f"divided by that of its reference group. {rule_sentence(gate.direction)} The {escape(inputs.model)}'s "
+        f"disparity may exceed the {escape(inputs.baseline)}'s by at most {escape(format_number(gate.margin))} "
+        f"(the bound is the {escape(inputs.baseline)} disparity + {escape(format_number(gate.margin))}). A group "
+        f"whose ratio cannot be computed, or is 0, fails, because the gate cannot show that the bound holds. "
+        f"{escape(inputs.gate_blocks)}</p>")
 
     rows, classes = [], []
     for row in gate.checks.iter_rows(named=True):
-        margin = None if row["bound"] is None or row["model_ratio"] is None else row["bound"] - row["model_ratio"]
+        model_disparity = row.get("model_disparity", row["model_ratio"])
+        margin = None if row["bound"] is None or model_disparity is None else row["bound"] - model_disparity
         rows.append([escape(row["group"]), escape(row["reference"]), escape(format_number(row["model_ratio"])),
-                     escape(format_number(row["baseline_ratio"])), escape(format_number(row["bound"])),
+                     escape(format_number(row["baseline_ratio"])), escape(format_number(model_disparity)),
+                     escape(format_number(row["bound"])),
                      escape(format_signed(margin)), "pass" if row["passed"] else "<strong>FAIL</strong>"])
         classes.append("" if row["passed"] else "failed")
-    header = ["group", "reference", f"{escape(inputs.model)} ratio", f"{escape(inputs.baseline)} ratio", "bound",
-              "room left (bound &minus; ratio)", "result"]
+    header = ["group", "reference", f"{escape(inputs.model)} ratio", f"{escape(inputs.baseline)} ratio",
+              f"{escape(inputs.model)} disparity", "bound", "room left (bound &minus; disparity)", "result"]
     parts.append(table(f"Release gate on the {name} ratio", header, rows, classes))
     return "".join(parts) + "</section>"
+
+
+def rule_sentence(direction: str) -> str:
+    """Explain how the gate reads a ratio as a disparity."""
+    if direction == "higher":
+        return "The disparity is the ratio itself, so only a group getting more than its reference is bounded."
+    return ("The disparity is the ratio's distance from parity, the larger of the ratio and its inverse, so a "
+            "group flagged half as often as its reference (0.5) is as far from parity as one flagged twice as "
+            "often (2).")
 
 
 # Groups.

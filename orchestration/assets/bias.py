@@ -24,11 +24,23 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from ml.bias import assign_groups, disparity_gate, group_metrics, quintile_column
+from ml.bias import (
+    ARREST_AUDIT_SCHEMA,
+    arrest_share_by_category,
+    assign_groups,
+    disparity_gate,
+    group_metrics,
+    quintile_column,
+)
 from ml.deployment import DEFAULT_RISK_KINDS, compare_models, group_exposure, plan_shifts
-from ml.simulation import lum_isaac_check, simulate_city, simulate_feedback
+from ml.reports.bias_audit import BiasAuditInputs, render_bias_audit_report
+from ml.reports.cell_values import cell_flag_summary
+from ml.reports.deployment import DeploymentReportInputs, render_police_deployment_report
+from ml.reports.maps import cell_geojson
+from ml.simulation import FeedbackResult, LumIsaacResult, lum_isaac_check, simulate_city, simulate_feedback
 from orchestration.assets.backtest import backtest_predictions, write_table
-from orchestration.jurisdiction import JurisdictionConfig, RunConfig
+from orchestration.bias_inputs import read_incidents_for_arrest_audit
+from orchestration.jurisdiction import JurisdictionConfig, RunConfig, run_targets
 from orchestration.resources import RiskcastResource
 from orchestration.warehouse import connect
 
@@ -149,7 +161,10 @@ def bias_group_metrics(context: dg.AssetExecutionContext, riskcast: RiskcastReso
     models = (REFERENCE_MODEL, baseline_model(run))
     forecasts = read_backtest_forecasts(settings.warehouse_path, models)
     groups = read_groups(settings.warehouse_path)
-    definitions = group_definitions(jurisdiction, settings.warehouse_path)
+    definitions, empty = measured_definitions(group_definitions(jurisdiction, settings.warehouse_path), groups)
+    if empty:
+        context.log.warning(f"bias_group_metrics: the groups {empty} contain no cell (every cell's value falls in "
+                            f"other quintiles), so they are not measured or gated")
 
     started = time.monotonic()
     metrics = group_metrics(forecasts, groups, definitions, models=models, coverage=run.coverage,
@@ -166,8 +181,19 @@ def bias_group_metrics(context: dg.AssetExecutionContext, riskcast: RiskcastReso
         "forecast_cell_hours": dg.MetadataValue.int(forecasts.height),
         f"{run.release.metric}_ratios": dg.MetadataValue.md(markdown_table(ratios)),
         "release_gate": dg.MetadataValue.text(gate.message),
+        "empty_groups": dg.MetadataValue.text(", ".join(empty) or "none"),
         "bias_audit_report": dg.MetadataValue.path(str(settings.reports_dir / "bias_audit.html")),
     })
+
+
+def measured_definitions(definitions: tuple, groups: pl.DataFrame) -> tuple[tuple, list[str]]:
+    """Split the definitions into those with member cells and the names of those without any.
+
+    A group whose reference is an empty group is left out too, since it has nothing to compare with.
+    """
+    empty = [d.name for d in definitions if not groups[d.name].any()]
+    kept = tuple(d for d in definitions if d.name not in empty and d.reference not in empty)
+    return kept, [d.name for d in definitions if d not in kept]
 
 
 def release_gate(metrics: pl.DataFrame, run: RunConfig):
@@ -179,30 +205,17 @@ def release_gate(metrics: pl.DataFrame, run: RunConfig):
 # Input-bias audit
 
 
-def read_incidents(warehouse: Path, category_column: str) -> pl.DataFrame | None:
-    """Read every staged incident's cell, category and arrest flag; None when staging has no arrest column."""
-    with connect(warehouse, read_only=True) as connection:
-        columns = {row[0] for row in connection.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'staging' "
-            "AND table_name = 'stg_crimes__incidents'").fetchall()}
-        if "arrest" not in columns:
-            return None
-        return connection.sql(
-            f"SELECT located.cell_id, incidents.{category_column} AS category, incidents.arrest "
-            "FROM staging.stg_crimes__incidents AS incidents "
-            "LEFT JOIN intermediate.int_incidents__located AS located USING (incident_id)").pl()
-
-
-@dg.asset(group_name="bias", deps=["stg_crimes__incidents", "int_incidents__located", cell_groups],
+@dg.asset(group_name="bias", deps=["int_incidents__located", cell_groups],
           kinds={"duckdb", "python"})
 def input_bias_audit(context: dg.AssetExecutionContext, riskcast: RiskcastResource) -> dg.MaterializeResult:
     """Per crime category, the share of records with an arrest and how the records fall over the groups."""
-    from ml.bias import ARREST_AUDIT_SCHEMA, arrest_share_by_category
-
+    run = riskcast.run_config()
     jurisdiction = riskcast.jurisdiction()
     settings = riskcast.settings()
-    incidents = read_incidents(settings.warehouse_path, jurisdiction.bias.category_column)
-    if incidents is None or incidents["arrest"].null_count() == incidents.height:
+    start, end = run.train.start, max(run.score.end, run.backtest_window.end)
+    incidents = read_incidents_for_arrest_audit(settings.warehouse_path, start, end)
+    context.log.info(f"input_bias_audit: {incidents.height:,} incidents from {start.isoformat()} to {end.isoformat()}")
+    if incidents["arrest"].null_count() == incidents.height:
         note = (f"{jurisdiction.display_name}'s crime records carry no arrest flag, so the input-bias audit has "
                 "nothing to measure; map the portal's arrest column in the jurisdiction file to enable it.")
         context.log.warning(f"input_bias_audit: {note}")
@@ -211,7 +224,7 @@ def input_bias_audit(context: dg.AssetExecutionContext, riskcast: RiskcastResour
                                               "dagster/row_count": dg.MetadataValue.int(0)})
 
     groups = read_groups(settings.warehouse_path)
-    audit = arrest_share_by_category(incidents, groups, category_column="category", arrest_column="arrest",
+    audit = arrest_share_by_category(incidents, groups, category_column="primary_type", arrest_column="arrest",
                                      category_kinds=jurisdiction.bias.category_kinds())
     write_tables(settings.warehouse_path, {"bias_input_audit": audit})
 
@@ -333,4 +346,117 @@ def cell_flag_shares(plan_cells: pl.DataFrame, model: str) -> pl.DataFrame:
 
 
 def jurisdiction_label(jurisdiction: JurisdictionConfig) -> str:
-    return f"{jurisdiction.display_name} ({'synthetic' if jurisdiction.synthetic else 'recorded'} data)"
+    return jurisdiction.display_name
+
+
+# Reports
+
+
+def read_table(warehouse: Path, name: str) -> pl.DataFrame:
+    with connect(warehouse, read_only=True) as connection:
+        return connection.sql(f"SELECT * FROM main.{name}").pl()
+
+
+def read_cell_geojson(warehouse: Path) -> pl.DataFrame:
+    with connect(warehouse, read_only=True, spatial=True) as connection:
+        return cell_geojson(connection)
+
+
+def period_description(forecasts: pl.DataFrame) -> str:
+    first, last = forecasts["hour"].min(), forecasts["hour"].max()
+    days = forecasts["hour"].dt.date().n_unique()
+    return f"backtest forecasts for {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC ({days} days)"
+
+
+def write_report(path: Path, html: str) -> None:
+    """Write the report beside the final path, then rename it, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".html.partial")
+    partial.write_text(html, encoding="utf-8")
+    partial.replace(path)
+
+
+def simulation_results(warehouse: Path) -> tuple[FeedbackResult, LumIsaacResult]:
+    """Rebuild the simulation results that ``feedback_simulation`` stored."""
+    summary = read_table(warehouse, "sim_lum_isaac_summary").row(0, named=True)
+    feedback = FeedbackResult(daily=read_table(warehouse, "sim_feedback_daily"),
+                              cells=read_table(warehouse, "sim_feedback_cells"))
+    lum_isaac = LumIsaacResult(
+        cells=read_table(warehouse, "sim_lum_isaac"), spearman_recording=summary["spearman_learned_vs_recording"],
+        spearman_true=summary["spearman_learned_vs_true"], learned_ratio=summary["learned_ratio"],
+        true_ratio=summary["true_ratio"], groups=tuple(summary["groups"].split(" / ")))
+    return feedback, lum_isaac
+
+
+@dg.asset(group_name="bias", deps=[bias_group_metrics, input_bias_audit, feedback_simulation], kinds={"html"})
+def bias_audit_report(context: dg.AssetExecutionContext, riskcast: RiskcastResource) -> dg.MaterializeResult:
+    """The Bias Audit report: groups, group metrics with intervals, the release gate, input bias and simulations."""
+    run = riskcast.run_config()
+    jurisdiction = riskcast.jurisdiction()
+    settings = riskcast.settings()
+    warehouse = settings.warehouse_path
+    models = (REFERENCE_MODEL, baseline_model(run))
+    forecasts = read_backtest_forecasts(warehouse, models)
+    metrics = read_table(warehouse, "bias_group_metrics")
+    arrests = read_table(warehouse, "bias_input_audit")
+    feedback, lum_isaac = simulation_results(warehouse)
+    cells = read_cell_geojson(warehouse).join(cell_flag_summary(forecasts, models, run.coverage), on="cell_id",
+                                              how="left")
+
+    inputs = BiasAuditInputs(
+        title=f"{jurisdiction_label(jurisdiction)}: {run_targets(run, jurisdiction)[0]} crime",
+        synthetic=jurisdiction.synthetic,
+        period_description=period_description(forecasts),
+        cell_hours=forecasts.height,
+        coverage=run.coverage,
+        bootstrap_resamples=run.release.n_boot,
+        definitions=group_definitions(jurisdiction, warehouse),
+        groups=read_groups(warehouse),
+        group_metrics=metrics,
+        gate=release_gate(metrics, run),
+        cells=cells,
+        arrest_audit=arrests if arrests.height else None,
+        feedback=feedback,
+        lum_isaac=lum_isaac,
+        targets=tuple(run_targets(run, jurisdiction)),
+        baseline=baseline_model(run),
+        gate_blocks="A failed gate stops the release job before current_ensemble, so the trained ensembles are not "
+                    "promoted to current; with release.score_with: current, they never score new forecasts.",
+        absent_reasons={"arrest_audit": f"{jurisdiction.display_name}'s crime records carry no arrest flag, so "
+                                        "the share of records with an arrest cannot be measured."},
+    )
+    path = settings.reports_dir / "bias_audit.html"
+    write_report(path, render_bias_audit_report(inputs))
+    context.log.info(f"bias_audit_report: wrote {path} ({path.stat().st_size:,} bytes) from {metrics.height} "
+                     f"group-metric rows and {cells.height} cells")
+    return dg.MaterializeResult(metadata={"report": dg.MetadataValue.path(str(path))})
+
+
+@dg.asset(group_name="bias", deps=[deployment_simulation], kinds={"html"})
+def police_deployment_report(context: dg.AssetExecutionContext, riskcast: RiskcastResource) -> dg.MaterializeResult:
+    """The Police Deployment report: staffing, overtime and crimes prevented under the ensemble and CompSTAT."""
+    run = riskcast.run_config()
+    jurisdiction = riskcast.jurisdiction()
+    settings = riskcast.settings()
+    warehouse = settings.warehouse_path
+    models = (REFERENCE_MODEL, baseline_model(run))
+    forecasts = read_backtest_forecasts(warehouse, models)
+    shares = (read_table(warehouse, "deployment_cells").select("cell_id", "model", "flag_share")
+              .pivot(on="model", index="cell_id", values="flag_share"))
+    shares = shares.rename({model: f"flagged_share_{model}" for model in models if model in shares.columns})
+
+    inputs = DeploymentReportInputs(
+        title=f"{jurisdiction_label(jurisdiction)}: {run_targets(run, jurisdiction)[0]} crime",
+        synthetic=jurisdiction.synthetic,
+        period_description=period_description(forecasts),
+        time_zone=jurisdiction.time_zone,
+        assumptions=run.deployment.assumptions(),
+        comparison=read_table(warehouse, "deployment_comparison"),
+        exposure=read_table(warehouse, "deployment_group_exposure"),
+        cells=read_cell_geojson(warehouse).join(shares, on="cell_id", how="left"),
+        baseline=baseline_model(run),
+    )
+    path = settings.reports_dir / "police_deployment.html"
+    write_report(path, render_police_deployment_report(inputs))
+    context.log.info(f"police_deployment_report: wrote {path} ({path.stat().st_size:,} bytes)")
+    return dg.MaterializeResult(metadata={"report": dg.MetadataValue.path(str(path))})

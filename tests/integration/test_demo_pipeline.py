@@ -18,9 +18,12 @@ import yaml
 
 from ml.demo import write_demo_extracts
 from orchestration.assets.audits import BLOCKING_CHECKS
-from orchestration.cli import run_main_job
-from orchestration.definitions import SCORE_JOB, build_definitions
-from orchestration.jurisdiction import JURISDICTIONS_DIR
+from ml.bias import GROUP_METRICS
+from ml.metrics import flag_top_share
+from orchestration.assets.bias import release_gate
+from orchestration.cli import JobFailedError, ReleaseBlockedError, run_job, run_main_job
+from orchestration.definitions import RELEASE_JOB, SCORE_JOB, build_definitions
+from orchestration.jurisdiction import JURISDICTIONS_DIR, load_run_config
 from orchestration.warehouse import connect
 
 EXPECTED_METRICS = {"tpr", "tnr", "fpr", "fnr", "accuracy", "precision", "roc_auc", "pai", "hit_rate",
@@ -58,8 +61,11 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dg.D
     folder = tmp_path_factory.mktemp("demo_pipeline")
     run_file, _ = write_small_demo(folder)
     instance = dg.DagsterInstance.ephemeral()
-    settings = run_main_job(run_file, folder / "home", instance=instance)
-    return run_file, settings.warehouse_path, instance
+    try:
+        run_main_job(run_file, folder / "home", instance=instance)
+    except ReleaseBlockedError:
+        pass  # Every job ran; the gate's verdict is checked by the release tests below.
+    return run_file, folder / "home" / "smalldemo" / "warehouse.duckdb", instance
 
 
 def read_scores(warehouse: Path) -> pl.DataFrame:
@@ -250,3 +256,152 @@ def test_blocking_checks_guard_features(tmp_path: Path) -> None:
         check_keys = [key for key in graph.asset_check_keys if key.name == name]
         assert len(check_keys) == 1
         assert check_keys[0].asset_key in features_parents
+
+
+# Bias audit, simulations and the release gate.
+
+
+def read_table(warehouse: Path, name: str) -> pl.DataFrame:
+    with connect(warehouse, read_only=True) as connection:
+        return connection.sql(f"SELECT * FROM main.{name}").pl()
+
+
+def test_bias_groups_and_metrics_cover_both_models(demo_run: tuple[Path, Path, dg.DagsterInstance]) -> None:
+    groups = read_table(demo_run[1], "bias_cell_groups")
+    metrics = read_table(demo_run[1], "bias_group_metrics")
+    names = [name for name, dtype in groups.schema.items() if dtype == pl.Boolean]
+
+    measured = [name for name in names if groups[name].any()]
+
+    assert groups.height == CELLS
+    assert names == ["black_share_q45", "hispanic_share_q45", "white_share_q45", "lowest_income", "highest_income"]
+    # On the 4 x 4 grid, equal values share a quintile, so some groups hold no cell and are not measured.
+    assert sorted(set(metrics["group"])) == sorted(measured)
+    assert metrics.height == 2 * len(measured) * len(GROUP_METRICS)
+    assert set(metrics["model"]) == {"ensemble", "compstat"}
+    assert metrics.filter(pl.col("metric") == "flag_rate")["ci_low"].null_count() == 0
+
+
+def test_group_flag_rate_matches_the_backtest_flags(demo_run: tuple[Path, Path, dg.DagsterInstance]) -> None:
+    """The stored flag rate of a group is the share of its cell-hours in each hour's top 5% of cells."""
+    predictions = read_table(demo_run[1], "backtest_predictions").sort("hour", "cell_id")
+    groups = read_table(demo_run[1], "bias_cell_groups")
+    metrics = read_table(demo_run[1], "bias_group_metrics")
+    slices = predictions["hour"].rank("dense").cast(pl.Int64).to_numpy()
+
+    for model in ("ensemble", "compstat"):
+        flagged = predictions.with_columns(flagged=pl.Series(flag_top_share(predictions[model].to_numpy(), slices, 0.05)))
+        members = flagged.join(groups.select("cell_id", "hispanic_share_q45"), on="cell_id")
+        expected = members.filter(pl.col("hispanic_share_q45"))["flagged"].mean()
+        stored = metrics.filter((pl.col("model") == model) & (pl.col("group") == "hispanic_share_q45")
+                                & (pl.col("metric") == "flag_rate"))["value"][0]
+        assert stored == pytest.approx(expected, abs=1e-12)
+
+
+def test_deployment_and_simulation_tables(demo_run: tuple[Path, Path, dg.DagsterInstance]) -> None:
+    comparison = read_table(demo_run[1], "deployment_comparison")
+    summary = read_table(demo_run[1], "sim_feedback_summary")
+    cells = read_table(demo_run[1], "deployment_cells")
+
+    assert comparison["model"].to_list() == ["ensemble", "compstat"]
+    # 7 days of three 8-hour shifts; with 16 cells, 5% coverage flags one cell per shift.
+    assert comparison["shifts"].to_list() == [21, 21]
+    assert comparison["cells_flagged_per_shift"].to_list() == [1.0, 1.0]
+    assert cells.height == 2 * CELLS
+    by_setting = {row["setting"]: row for row in summary.iter_rows(named=True)}
+    assert by_setting["discovered"]["last_divergence"] > 0.5
+    assert by_setting["discovered"]["last_divergence"] > 3 * by_setting["reported"]["last_divergence"]
+
+
+def test_bias_and_deployment_reports_render_maps(demo_run: tuple[Path, Path, dg.DagsterInstance]) -> None:
+    reports = demo_run[1].parent / "reports"
+    bias = (reports / "bias_audit.html").read_text(encoding="utf-8")
+    deployment = (reports / "police_deployment.html").read_text(encoding="utf-8")
+
+    assert "Release gate" in bias
+    assert "SYNTHETIC" in bias
+    assert bias.count("L.geoJson") >= 5
+    assert "Officers" in deployment or "officers" in deployment
+    assert deployment.count("L.geoJson") >= 2
+
+
+def check_record(instance: dg.DagsterInstance):
+    key = dg.AssetCheckKey(dg.AssetKey("release_candidate"), "bias_disparity_gate")
+    return instance.get_latest_asset_check_evaluation_record(key)
+
+
+def release_rows(warehouse: Path) -> pl.DataFrame:
+    return read_table(warehouse, "model_releases").sort("target")
+
+
+def test_release_record_follows_the_gate(demo_run: tuple[Path, Path, dg.DagsterInstance]) -> None:
+    run_file, warehouse, instance = demo_run
+    gate = release_gate(read_table(warehouse, "bias_group_metrics"), load_run_config(run_file))
+    releases = release_rows(warehouse)
+    record = check_record(instance)
+
+    assert releases["target"].to_list() == sorted(TARGETS)
+    assert set(releases["status"]) == {"candidate" if gate.passed else "blocked"}
+    assert releases["message"][0] == gate.message
+    assert record is not None
+    assert record.status.value == ("SUCCEEDED" if gate.passed else "FAILED")
+    card = (Path(read_table(warehouse, "model_registry")["path"][0]) / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "## Release gate" in card
+    assert gate.message in card
+
+
+def release_run_file(run_file: Path, folder: Path, release: dict) -> Path:
+    content = yaml.safe_load(run_file.read_text(encoding="utf-8"))
+    content["release"] = release
+    path = folder / "release.yaml"
+    path.write_text(yaml.safe_dump(content), encoding="utf-8")
+    return path
+
+
+def planted(metrics: pl.DataFrame, ensemble_ratio: float, compstat_ratio: float) -> pl.DataFrame:
+    """Every group's flag-rate ratios set to the given values."""
+    flag = pl.col("metric") == "flag_rate"
+    return metrics.with_columns(
+        ratio=pl.when(flag & (pl.col("model") == "ensemble")).then(ensemble_ratio)
+        .when(flag).then(compstat_ratio).otherwise(pl.col("ratio")))
+
+
+def replace_metrics(warehouse: Path, frame: pl.DataFrame) -> None:
+    with connect(warehouse) as connection:
+        connection.register("incoming", frame.to_arrow())
+        connection.execute("CREATE OR REPLACE TABLE main.bias_group_metrics AS SELECT * FROM incoming")
+
+
+def test_gate_promotes_without_disparity_and_blocks_a_planted_one(
+        demo_run: tuple[Path, Path, dg.DagsterInstance], tmp_path: Path) -> None:
+    run_file, warehouse, _ = demo_run
+    home = warehouse.parent.parent
+    original = read_table(warehouse, "bias_group_metrics")
+    instance = dg.DagsterInstance.ephemeral()
+
+    release = {"margin": 0.1, "score_with": "current"}
+    definitions = build_definitions(release_run_file(run_file, tmp_path, release), home)
+    try:
+        # No disparity: the ensemble's ratios equal CompSTAT's, so the gate passes and they become current.
+        replace_metrics(warehouse, planted(original, 1.5, 1.5))
+        run_job(definitions, instance, RELEASE_JOB)
+        promoted = release_rows(warehouse)
+        assert set(promoted["status"]) == {"current"}
+        assert promoted["promoted_at"].null_count() == 0
+        assert check_record(instance).status.value == "SUCCEEDED"
+        card = (Path(read_table(warehouse, "model_registry")["path"][0]) / "MODEL_CARD.md").read_text(encoding="utf-8")
+        assert "current: it passed the gate" in card
+        run_job(definitions, instance, SCORE_JOB, {"dagster/partition": "2023-04-01-00:00"})
+
+        # A planted disparity: the check fails, promotion does not run, and the ensembles are blocked.
+        replace_metrics(warehouse, planted(original, 9.0, 1.0))
+        with pytest.raises(ReleaseBlockedError):
+            run_job(definitions, instance, RELEASE_JOB)
+        blocked = release_rows(warehouse)
+        assert set(blocked["status"]) == {"blocked"}
+        assert "ratio 9.000" in blocked["message"][0]
+        assert check_record(instance).status.value == "FAILED"
+        with pytest.raises(JobFailedError, match="passed the release gate"):
+            run_job(definitions, instance, SCORE_JOB, {"dagster/partition": "2023-04-01-00:00"})
+    finally:
+        replace_metrics(warehouse, original)

@@ -64,11 +64,12 @@ def page(inputs: BiasAuditInputs) -> str:
 def test_gate_failing_group(page: str) -> None:
     rows = table_with(page, "Release gate on the flag rate ratio")
 
-    assert rows[1] == ["east", "not_east", "9", "1", "1.1", "-7.9", "FAIL"]
-    assert rows[2] == ["west", "not_west", "1", "1", "1.1", "+0.1", "pass"]
+    assert rows[1] == ["east", "not_east", "9", "1", "9", "1.1", "-7.9", "FAIL"]
+    assert rows[2] == ["west", "not_west", "1", "1", "1", "1.1", "+0.1", "pass"]
     text = visible_text(page)
     assert "Release gate FAILED." in text
-    assert "east: ensemble flag_rate ratio 9.000 vs not_east exceeds the bound 1.100" in text
+    assert "east: ensemble flag_rate ratio 9.000 vs not_east (disparity 9.000) exceeds the bound 1.100" in text
+    assert "the larger of the ratio and its inverse" in text
     assert "A failed gate blocks the release" in text
 
 
