@@ -24,10 +24,24 @@ counts each discovered incident with a weight inverse to the probability
 that police were sent to its region, so the expected recorded count of every
 region is again proportional to its true rate.
 
-Here a rate predictor runs once per simulated day. It predicts each cell's
-rate as the mean recorded count per cell-day over a trailing window, or over
-all days, which is the urn. Patrol shares follow the predicted rates. The
-day's incidents then enter the record in one of three settings:
+Here a rate predictor (the forecaster) runs once per simulated day, and
+patrol shares follow its predicted rates. Two forecasters are available:
+
+- "trailing_mean": each cell's mean recorded count per cell-day over a
+  trailing window, or over all days, which is the urn;
+- "lightgbm": a LightGBM model (G. Ke et al., "LightGBM: A Highly Efficient
+  Gradient Boosting Decision Tree", NeurIPS 2017) with the Poisson objective.
+  It is retrained every `retrain_days` days on the last `window_days` days of
+  the record (all days when None) and predicts each cell's count for the next
+  day from that cell's lagged recorded counts: the previous day, the means
+  over the last 7 and 28 days and over all days, and the day of the week. It
+  is a stand-in for Riskcast's forecast: the same model family as the
+  ensemble's LightGBM member, trained on the same kind of lagged counts. It
+  is not the full ensemble. The synthetic city has no weather, no neighbours
+  and no hours, and the stand-in has no torch nets and no downsampling or
+  base-rate correction.
+
+The day's incidents then enter the record in one of three settings:
 "discovered" (discovered incidents only), "reported" (reported incidents
 only, which do not depend on patrols) and "corrected" (discovered incidents
 weighted by 1 / patrol share of their cell).
@@ -51,7 +65,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Protocol
 
+import lightgbm
 import numpy as np
 import polars as pl
 from scipy.stats import spearmanr
@@ -61,6 +77,28 @@ from ml.baselines import CompstatBaseline
 logger = logging.getLogger(__name__)
 
 FEEDBACK_SETTINGS: tuple[str, ...] = ("discovered", "reported", "corrected")
+FORECASTERS: tuple[str, ...] = ("trailing_mean", "lightgbm")
+
+# Columns of the learned forecaster's features, all computed per cell from its recorded counts.
+LAG_FEATURES: tuple[str, ...] = ("lag_1", "mean_7", "mean_28", "mean_all", "day_of_week")
+
+# Boosting settings of the learned forecaster. A training set has at most
+# window_days * n_cells rows (1,120 with the defaults), so small trees and few
+# rounds suffice. LightGBM's parameter documentation says that deterministic=true
+# gives the same model for the same data, parameters and thread count, and recommends
+# force_row_wise or force_col_wise alongside it.
+LIGHTGBM_ROUNDS = 50
+LIGHTGBM_PARAMS: dict[str, object] = {
+    "objective": "poisson",
+    "num_leaves": 15,
+    "learning_rate": 0.1,
+    "min_child_samples": 20,
+    "max_bin": 63,
+    "deterministic": True,
+    "force_row_wise": True,
+    "num_threads": 1,
+    "verbosity": -1,
+}
 
 DEFAULT_START = datetime(2021, 1, 4, tzinfo=timezone.utc)  # A Monday, so day 0 starts a week.
 
@@ -238,6 +276,122 @@ def total_variation(p: np.ndarray, q: np.ndarray) -> float:
     return float(0.5 * np.abs(p - q).sum())
 
 
+class RatePredictor(Protocol):
+    """A forecaster of the feedback loop: each cell's expected recorded count on one day.
+
+    `recorded[d, c]` is the record of cell c on day d. Only days before `day`
+    are filled in, and a predictor must read no later day.
+    """
+
+    def predict_rate(self, recorded: np.ndarray, day: int) -> np.ndarray: ...
+
+
+class TrailingMeanPredictor:
+    """Mean recorded count per day of each cell over the last `window_days` days, or all days when None."""
+
+    def __init__(self, window_days: int | None) -> None:
+        self.window_days = window_days
+
+    def predict_rate(self, recorded: np.ndarray, day: int) -> np.ndarray:
+        first = 0 if self.window_days is None else max(0, day - self.window_days)
+        return recorded[first:day].mean(axis=0)
+
+
+class LightGBMPredictor:
+    """Poisson LightGBM model of each cell's next-day count from its lagged recorded counts.
+
+    The model is trained on the first day it predicts and again once
+    `retrain_days` days have passed since its last training. A training set
+    has one row per cell and target day: the features of `lag_features` and
+    the recorded count of that day. Its target days are the last
+    `window_days` days before the training day, or every day from day 1 when
+    None. Weekdays are counted from `first_weekday`, the weekday of day 0
+    (Monday = 0).
+    """
+
+    def __init__(self, window_days: int | None, retrain_days: int, first_weekday: int, seed: int) -> None:
+        self.window_days = window_days
+        self.retrain_days = retrain_days
+        self.first_weekday = first_weekday
+        self.params = {**LIGHTGBM_PARAMS, "seed": seed}
+        self.booster: lightgbm.Booster | None = None
+        self.trained_day: int | None = None
+        self.trainings = 0
+
+    def predict_rate(self, recorded: np.ndarray, day: int) -> np.ndarray:
+        if self.trained_day is None or day - self.trained_day >= self.retrain_days:
+            self.train(recorded, day)
+
+        if self.booster is None:
+            return np.zeros(recorded.shape[1])
+        features = lag_features(recorded[:day], np.array([day]), self.first_weekday)
+        return self.booster.predict(features, num_threads=1)
+
+    def train(self, recorded: np.ndarray, day: int) -> None:
+        """Fit a new model on the target days before `day`, or none when nothing has been recorded."""
+        first = 1 if self.window_days is None else max(1, day - self.window_days)
+        target_days = np.arange(first, day)
+        features = lag_features(recorded[:day], target_days, self.first_weekday)
+        labels = recorded[target_days].reshape(-1)
+        self.trained_day = day
+        self.trainings += 1
+
+        # LightGBM rejects a Poisson training set whose labels sum to zero, so
+        # an empty record leaves no model and the patrols spread evenly.
+        if labels.sum() <= 0:
+            logger.warning("Learned forecaster on day %d: no recorded incidents in %d training rows, so no model "
+                           "and patrols spread evenly.", day, labels.size)
+            self.booster = None
+            return
+
+        dataset = lightgbm.Dataset(
+            features, label=labels, feature_name=list(LAG_FEATURES), categorical_feature=["day_of_week"],
+            params={"max_bin": self.params["max_bin"], "verbosity": -1},
+        )
+        self.booster = lightgbm.train(
+            self.params, dataset, num_boost_round=LIGHTGBM_ROUNDS, keep_training_booster=True
+        )
+        logger.debug("Learned forecaster on day %d: trained on %d rows of days %d to %d.",
+                     day, labels.size, first, day - 1)
+
+
+def lag_features(recorded: np.ndarray, target_days: np.ndarray, first_weekday: int) -> np.ndarray:
+    """Return the lag features of every cell on each target day, one row per day and cell, days first.
+
+    `recorded` contains at least the days before the last target day, and every
+    target day must be >= 1. The features are the count of the previous day,
+    the mean count per day over the last 7 and 28 days and over all days
+    before the target day (shorter windows near day 0), and the weekday.
+    """
+    n_cells = recorded.shape[1]
+    cumulative = np.vstack([np.zeros((1, n_cells)), np.cumsum(recorded, axis=0)])  # cumulative[d] = sum of days < d
+
+    def trailing_mean(days: int) -> np.ndarray:
+        first = np.maximum(target_days - days, 0)
+        totals = cumulative[target_days] - cumulative[first]
+        return totals / (target_days - first)[:, None]
+
+    columns = [
+        trailing_mean(1),
+        trailing_mean(7),
+        trailing_mean(28),
+        cumulative[target_days] / target_days[:, None],
+        np.repeat(((first_weekday + target_days) % 7)[:, None], n_cells, axis=1).astype(np.float64),
+    ]
+    return np.stack([column.reshape(-1) for column in columns], axis=1)
+
+
+def make_rate_predictor(
+    forecaster: str, window_days: int | None, retrain_days: int, first_weekday: int, seed: int
+) -> TrailingMeanPredictor | LightGBMPredictor:
+    """Build the rate predictor named `forecaster`, one of FORECASTERS."""
+    if forecaster == "trailing_mean":
+        return TrailingMeanPredictor(window_days)
+    if forecaster == "lightgbm":
+        return LightGBMPredictor(window_days, retrain_days, first_weekday, seed)
+    raise ValueError(f"forecaster must be one of {list(FORECASTERS)}, got {forecaster!r}.")
+
+
 @dataclass(frozen=True)
 class FeedbackResult:
     """Outputs of `simulate_feedback`.
@@ -253,10 +407,12 @@ class FeedbackResult:
     - recorded_total: the record so far, history included.
 
     `cells` has one row per setting, day and cell: patrol_share, true_share, recorded_count.
+    `forecaster` names the rate predictor that steered the patrols.
     """
 
     daily: pl.DataFrame
     cells: pl.DataFrame
+    forecaster: str = "trailing_mean"
 
 
 def simulate_feedback(
@@ -268,13 +424,19 @@ def simulate_feedback(
     detection_rate: float = 1.0,
     exploration: float = 0.0,
     settings: tuple[str, ...] = FEEDBACK_SETTINGS,
+    forecaster: str = "trailing_mean",
+    retrain_days: int = 7,
 ) -> FeedbackResult:
     """Run the patrol feedback loop on `city` for each setting and report every day.
 
     The first `history_days` days of the city are the record before
-    deployment: its reported incidents. On each later day the predicted rate
-    of a cell is its mean recorded count per day over the last `window_days`
-    days, or over all recorded days when None (the Polya urn). Patrols are
+    deployment: its reported incidents. On each later day the forecaster
+    predicts each cell's rate. With "trailing_mean" the predicted rate of a
+    cell is its mean recorded count per day over the last `window_days` days,
+    or over all recorded days when None (the Polya urn). With "lightgbm" a
+    Poisson LightGBM model (`LightGBMPredictor`), retrained every
+    `retrain_days` days on the last `window_days` days of the record (all days
+    when None) and seeded with `seed`, predicts each cell's count. Patrols are
     shared by `allocate_patrols`, and the setting chooses which of the day's incidents
     enter the record. All settings use the same true and reported incidents,
     and the discoveries of each setting come from their own seeded random
@@ -286,24 +448,27 @@ def simulate_feedback(
     never enters the record again. The correction is unbiased only while every
     cell has a positive patrol share, which `exploration` > 0 guarantees.
     """
-    check_feedback_parameters(city, history_days, window_days, detection_rate, exploration, settings)
+    check_feedback_parameters(
+        city, history_days, window_days, detection_rate, exploration, settings, forecaster, retrain_days
+    )
     streams = np.random.SeedSequence(seed).spawn(len(settings))
 
     daily_frames = []
     cell_frames = []
     for setting, stream in zip(settings, streams):
         daily, cells = run_setting(
-            city, setting, np.random.default_rng(stream), history_days, window_days, detection_rate, exploration
+            city, setting, np.random.default_rng(stream), history_days, window_days, detection_rate, exploration,
+            forecaster=forecaster, retrain_days=retrain_days, model_seed=seed,
         )
         daily_frames.append(daily)
         cell_frames.append(cells)
 
-    result = FeedbackResult(daily=pl.concat(daily_frames), cells=pl.concat(cell_frames))
-    log_feedback_summary(result.daily, city.n_days - history_days)
+    result = FeedbackResult(daily=pl.concat(daily_frames), cells=pl.concat(cell_frames), forecaster=forecaster)
+    log_feedback_summary(result.daily, city.n_days - history_days, forecaster)
     return result
 
 
-def log_feedback_summary(daily: pl.DataFrame, n_simulated_days: int) -> None:
+def log_feedback_summary(daily: pl.DataFrame, n_simulated_days: int, forecaster: str) -> None:
     """Log each setting's divergence on its first and last day and its final top-cell share."""
     summary = daily.group_by("setting", maintain_order=True).agg(
         first_divergence=pl.col("divergence").first(),
@@ -312,8 +477,10 @@ def log_feedback_summary(daily: pl.DataFrame, n_simulated_days: int) -> None:
     )
     for row in summary.iter_rows(named=True):
         logger.info(
-            "Feedback setting %s over %d days: divergence %.3f on the first day, %.3f on the last, top-cell share %.3f.",
-            row["setting"], n_simulated_days, row["first_divergence"], row["last_divergence"], row["last_top_share"],
+            "Feedback setting %s with the %s forecaster over %d days: divergence %.3f on the first day, "
+            "%.3f on the last, top-cell share %.3f.",
+            row["setting"], forecaster, n_simulated_days, row["first_divergence"], row["last_divergence"],
+            row["last_top_share"],
         )
 
 
@@ -325,8 +492,17 @@ def run_setting(
     window_days: int | None,
     detection_rate: float,
     exploration: float,
+    *,
+    forecaster: str = "trailing_mean",
+    retrain_days: int = 7,
+    model_seed: int = 0,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Simulate one feedback setting day by day and return its daily and per-cell frames."""
+    """Simulate one feedback setting day by day and return its daily and per-cell frames.
+
+    `forecaster`, `retrain_days` and `model_seed` choose the rate predictor
+    as in `simulate_feedback`. Each setting trains its own models.
+    """
+    predictor = make_rate_predictor(forecaster, window_days, retrain_days, city.start.weekday(), model_seed)
     recorded = np.zeros(city.true_counts.shape, dtype=np.float64)
     recorded[:history_days] = city.reported_counts[:history_days]
     true_share = city.true_share
@@ -335,8 +511,7 @@ def run_setting(
     shares = []
     rows = []
     for day in range(history_days, city.n_days):
-        first = 0 if window_days is None else max(0, day - window_days)
-        predicted_rate = recorded[first:day].mean(axis=0)
+        predicted_rate = predictor.predict_rate(recorded, day)
         patrol_share = allocate_patrols(predicted_rate, exploration)
 
         discovered = discover(city.true_counts[day], patrol_share, detection_rate, rng)
@@ -360,6 +535,9 @@ def run_setting(
             }
         )
 
+    if isinstance(predictor, LightGBMPredictor):
+        logger.info("Feedback setting %s: the learned forecaster was trained %d times over %d days.",
+                    setting, predictor.trainings, city.n_days - history_days)
     return pl.DataFrame(rows), cell_frame(city, setting, history_days, np.array(shares), recorded[history_days:])
 
 
@@ -505,6 +683,8 @@ def check_feedback_parameters(
     detection_rate: float,
     exploration: float,
     settings: tuple[str, ...],
+    forecaster: str,
+    retrain_days: int,
 ) -> None:
     """Raise ValueError for a parameter of `simulate_feedback` outside its range."""
     check_positive_int(history_days, "history_days")
@@ -523,6 +703,10 @@ def check_feedback_parameters(
     unknown = [name for name in settings if name not in FEEDBACK_SETTINGS]
     if unknown or not settings:
         raise ValueError(f"settings must be a non-empty subset of {list(FEEDBACK_SETTINGS)}, got {list(settings)}.")
+
+    if forecaster not in FORECASTERS:
+        raise ValueError(f"forecaster must be one of {list(FORECASTERS)}, got {forecaster!r}.")
+    check_positive_int(retrain_days, "retrain_days")
 
 
 def check_positive_int(value: int, name: str, minimum: int = 1) -> None:

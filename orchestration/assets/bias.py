@@ -253,9 +253,10 @@ def feedback_simulation(context: dg.AssetExecutionContext, riskcast: RiskcastRes
                          mean_daily_rate=sim.mean_daily_rate, risk_log_sd=sim.risk_log_sd,
                          reporting_probability=sim.reporting_probability)
     feedback = simulate_feedback(city, sim.seed, history_days=sim.history_days, window_days=sim.window_days,
-                                 detection_rate=sim.detection_rate, exploration=sim.exploration)
+                                 detection_rate=sim.detection_rate, exploration=sim.exploration,
+                                 forecaster=sim.forecaster, retrain_days=sim.retrain_days)
     lum_isaac = lum_isaac_check(sim.seed)
-    summary = feedback_summary(feedback.daily)
+    summary = feedback_summary(feedback.daily, feedback.forecaster)
     lum_isaac_summary = pl.DataFrame([{
         "spearman_learned_vs_recording": lum_isaac.spearman_recording,
         "spearman_learned_vs_true": lum_isaac.spearman_true,
@@ -267,7 +268,7 @@ def feedback_simulation(context: dg.AssetExecutionContext, riskcast: RiskcastRes
         "sim_feedback_summary": summary, "sim_lum_isaac": lum_isaac.cells, "sim_lum_isaac_summary": lum_isaac_summary,
     })
 
-    context.log.info("feedback_simulation: " + "; ".join(
+    context.log.info(f"feedback_simulation with the {feedback.forecaster} forecaster: " + "; ".join(
         f"{row['setting']} divergence {row['first_divergence']:.3f} -> {row['last_divergence']:.3f}"
         for row in summary.iter_rows(named=True)))
     return dg.MaterializeResult(metadata={
@@ -278,9 +279,10 @@ def feedback_simulation(context: dg.AssetExecutionContext, riskcast: RiskcastRes
     })
 
 
-def feedback_summary(daily: pl.DataFrame) -> pl.DataFrame:
+def feedback_summary(daily: pl.DataFrame, forecaster: str) -> pl.DataFrame:
     """Each setting's divergence on its first and last simulated day, and its final top-cell share."""
     return daily.group_by("setting", maintain_order=True).agg(
+        forecaster=pl.lit(forecaster),
         first_divergence=pl.col("divergence").first(),
         last_divergence=pl.col("divergence").last(),
         mean_divergence_last_30_days=pl.col("divergence").tail(30).mean(),

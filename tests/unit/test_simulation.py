@@ -11,8 +11,10 @@ import pytest
 
 from ml.simulation import (
     FEEDBACK_SETTINGS,
+    LightGBMPredictor,
     allocate_patrols,
     discover,
+    lag_features,
     lum_isaac_check,
     record_day,
     simulate_city,
@@ -233,6 +235,122 @@ def test_feedback_rejects_bad_parameters(city) -> None:
         simulate_feedback(city, seed=0, history_days=city.n_days)
     with pytest.raises(ValueError, match="exploration must be in"):
         simulate_feedback(city, seed=0, exploration=1.0)
+
+
+def test_feedback_rejects_bad_forecaster(city) -> None:
+    with pytest.raises(ValueError, match=r"forecaster must be one of \['trailing_mean', 'lightgbm'\], got 'xgboost'"):
+        simulate_feedback(city, seed=0, forecaster="xgboost")
+    with pytest.raises(ValueError, match="retrain_days must be a whole number >= 1, got 0"):
+        simulate_feedback(city, seed=0, forecaster="lightgbm", retrain_days=0)
+
+
+# learned forecaster
+
+LEARNED_DAYS = 365
+
+
+@pytest.fixture(scope="module")
+def learned_city():
+    """A 20-cell city with 28 history days and one simulated year."""
+    return simulate_city(20, HISTORY_DAYS + LEARNED_DAYS, seed=7)
+
+
+@pytest.fixture(scope="module")
+def learned_feedback(learned_city):
+    """The three settings steered by the LightGBM forecaster, with 5% of patrols spread evenly."""
+    return simulate_feedback(
+        learned_city, seed=7, history_days=HISTORY_DAYS, window_days=56, exploration=0.05, forecaster="lightgbm"
+    )
+
+
+def test_lag_features_hand_values() -> None:
+    recorded = np.array([[1.0, 0.0], [3.0, 2.0], [2.0, 4.0]])
+    # Day 0 is a Sunday, so target day 1 is a Monday (0) and day 3 a Wednesday (2).
+    features = lag_features(recorded, np.array([1, 3]), first_weekday=6)
+    assert features.tolist() == [
+        [1.0, 1.0, 1.0, 1.0, 0.0],
+        [0.0, 0.0, 0.0, 0.0, 0.0],
+        [2.0, 2.0, 2.0, 2.0, 2.0],
+        [4.0, 2.0, 2.0, 2.0, 2.0],
+    ]
+
+
+def test_lag_features_trailing_windows() -> None:
+    recorded = np.arange(40, dtype=np.float64).reshape(40, 1)
+    features = lag_features(recorded, np.array([10, 40]), first_weekday=0)
+    # Day 10: previous day 9, days 3 to 9 average 6, days 0 to 9 average 4.5, weekday 3.
+    assert features[0].tolist() == [9.0, 6.0, 4.5, 4.5, 3.0]
+    # Day 40: previous day 39, days 33 to 39 average 36, days 12 to 39 average 25.5, all days 19.5.
+    assert features[1].tolist() == [39.0, 36.0, 25.5, 19.5, 5.0]
+
+
+def test_learned_predictor_retrains_weekly(learned_city) -> None:
+    recorded = learned_city.reported_counts.astype(np.float64)
+    predictor = LightGBMPredictor(window_days=56, retrain_days=7, first_weekday=0, seed=1)
+    for day in range(HISTORY_DAYS, HISTORY_DAYS + 15):
+        predicted = predictor.predict_rate(recorded, day)
+    assert predictor.trainings == 3
+    assert predictor.trained_day == HISTORY_DAYS + 14
+    assert predicted.shape == (20,)
+    assert np.all(predicted > 0)
+
+
+def test_learned_discovered_runs_away(learned_feedback) -> None:
+    rows = setting_rows(learned_feedback, "discovered")
+    final = rows["divergence"].tail(30).mean()
+    # Measured: 0.054 on the first day, 0.673 over the last 30 days, top cell 0.769 on the last day.
+    assert final > 0.55
+    assert final > 8 * rows["divergence"][0]
+    assert rows["top_share"][-1] > 0.65
+
+
+def test_learned_corrected_stays_near_truth(learned_feedback) -> None:
+    rows = setting_rows(learned_feedback, "corrected")
+    discovered = setting_rows(learned_feedback, "discovered")
+    # Measured: 0.128 over the last 30 days and at most 0.255, against 0.673 without the correction.
+    assert rows["divergence"].tail(30).mean() < 0.2
+    assert rows["divergence"].max() < 0.35
+    assert rows["top_share"].max() < 0.3
+    assert discovered["divergence"].tail(30).mean() > 3 * rows["divergence"].tail(30).mean()
+
+
+def test_learned_reported_stays_low(learned_feedback) -> None:
+    rows = setting_rows(learned_feedback, "reported")
+    # Measured: 0.053 over the last 30 days and at most 0.079.
+    assert rows["divergence"].tail(30).mean() < 0.1
+    assert rows["divergence"].max() < 0.12
+
+
+def test_learned_forecaster_steers_patrols(learned_feedback, learned_city) -> None:
+    trailing = simulate_feedback(
+        learned_city, seed=7, history_days=HISTORY_DAYS, window_days=56, exploration=0.05, settings=("reported",)
+    )
+    learned_first = learned_feedback.daily.filter(pl.col("day") == HISTORY_DAYS)["divergence"]
+    trailing_first = trailing.daily["divergence"][0]
+    assert learned_feedback.forecaster == "lightgbm"
+    assert trailing.forecaster == "trailing_mean"
+    # Measured: 0.054 with the learned model and 0.026 with the trailing mean on the same record.
+    assert learned_first.n_unique() == 1
+    assert learned_first[0] == pytest.approx(0.054, abs=0.002)
+    assert trailing_first == pytest.approx(0.026, abs=0.002)
+
+
+def test_learned_same_seed_same_frames() -> None:
+    city = simulate_city(10, HISTORY_DAYS + 60, seed=5)
+    first = simulate_feedback(city, seed=3, forecaster="lightgbm", retrain_days=5)
+    second = simulate_feedback(city, seed=3, forecaster="lightgbm", retrain_days=5)
+    assert first.daily.equals(second.daily)
+    assert first.cells.equals(second.cells)
+
+
+def test_learned_empty_record_spreads_patrols() -> None:
+    # Victims report no incident, so the record starts empty and the first model waits for discoveries.
+    city = simulate_city(4, HISTORY_DAYS + 10, seed=1, reporting_probability=0.0)
+    result = simulate_feedback(city, seed=1, forecaster="lightgbm", retrain_days=7, settings=("discovered",))
+    shares = result.cells.sort("day", "cell_id")["patrol_share"].to_numpy().reshape(10, 4)
+    assert shares[:7].tolist() == [[0.25] * 4] * 7
+    assert not np.allclose(shares[7], 0.25)
+    assert shares[7].sum() == pytest.approx(1.0)
 
 
 # Lum and Isaac
