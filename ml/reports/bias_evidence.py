@@ -116,9 +116,17 @@ def feedback_block(feedback: FeedbackResult) -> str:
                     ["setting", "what enters the record", f"divergence on day {first_day}",
                      f"divergence on day {last_day}", "top cell's patrol share", "top cell",
                      "patrol share of the truly riskiest cell"], rows)
-            + "<p>When only found incidents are recorded, patrols pile onto the cells they already visit and the "
+            + f"<p>{escape(FORECASTER_TEXT.get(feedback.forecaster, feedback.forecaster))} "
+              "When only found incidents are recorded, patrols pile onto the cells they already visit and the "
               "divergence grows. Recording reported incidents, or weighting found ones by how likely patrols were to "
               "be there, keeps patrols close to the true risk.</p>")
+
+
+FORECASTER_TEXT = {
+    "lightgbm": "Patrols follow a LightGBM model of the same family as the ensemble's LightGBM member, retrained "
+                "every week on the lagged counts recorded so far.",
+    "trailing_mean": "Patrols follow each cell's mean recorded count per day over a trailing window.",
+}
 
 
 def lum_isaac_block(result: LumIsaacResult | None, reason: str) -> str:

@@ -381,8 +381,9 @@ def write_report(path: Path, html: str) -> None:
 def simulation_results(warehouse: Path) -> tuple[FeedbackResult, LumIsaacResult]:
     """Rebuild the simulation results that ``feedback_simulation`` stored."""
     summary = read_table(warehouse, "sim_lum_isaac_summary").row(0, named=True)
+    forecaster = read_table(warehouse, "sim_feedback_summary")["forecaster"][0]
     feedback = FeedbackResult(daily=read_table(warehouse, "sim_feedback_daily"),
-                              cells=read_table(warehouse, "sim_feedback_cells"))
+                              cells=read_table(warehouse, "sim_feedback_cells"), forecaster=forecaster)
     lum_isaac = LumIsaacResult(
         cells=read_table(warehouse, "sim_lum_isaac"), spearman_recording=summary["spearman_learned_vs_recording"],
         spearman_true=summary["spearman_learned_vs_true"], learned_ratio=summary["learned_ratio"],

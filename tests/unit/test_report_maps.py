@@ -138,8 +138,26 @@ def test_cell_geojson_from_warehouse(tmp_path) -> None:
     assert frame["geojson"][0] is None
     geometry = json.loads(frame["geojson"][1])
     assert geometry["type"] == "Polygon"
-    assert geometry["coordinates"][0][1] == [-87.69, 41.8]
-    assert json.loads(square(0, 0))["coordinates"][0][0] == geometry["coordinates"][0][0]
+    corners = {tuple(point) for point in geometry["coordinates"][0]}
+    assert corners == {(-87.7, 41.8), (-87.69, 41.8), (-87.69, 41.81), (-87.7, 41.81)}
+    assert tuple(json.loads(square(0, 0))["coordinates"][0][0]) in corners
+
+
+def test_cell_geojson_simplifies_outlines(tmp_path) -> None:
+    """Points within the tolerance of a straight edge are dropped and coordinates snap to about 1 m."""
+    connection = open_connection(tmp_path / "warehouse.duckdb", spatial=True)
+    connection.execute("CREATE SCHEMA marts")
+    connection.execute("CREATE TABLE marts.dim_cells (cell_id VARCHAR, geometry_wkt VARCHAR)")
+    connection.execute("INSERT INTO marts.dim_cells VALUES ('c', 'POLYGON ((-87.7 41.8, -87.695 41.80000003, "
+                       "-87.69 41.8, -87.69 41.810000004, -87.7 41.81, -87.7 41.8))')")
+
+    simplified = json.loads(cell_geojson(connection)["geojson"][0])["coordinates"][0]
+    exact = json.loads(cell_geojson(connection, simplify_degrees=0)["geojson"][0])["coordinates"][0]
+    connection.close()
+
+    assert len(simplified) == 5
+    assert len(exact) == 6
+    assert {tuple(point) for point in simplified} == {(-87.7, 41.8), (-87.69, 41.8), (-87.69, 41.81), (-87.7, 41.81)}
 
 
 def test_cell_geojson_needs_spatial(tmp_path) -> None:
