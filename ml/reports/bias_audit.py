@@ -249,7 +249,9 @@ def metrics_section(inputs: BiasAuditInputs) -> str:
     groups = group_names(inputs)
     bounds = None
     if inputs.gate is not None and inputs.gate.metric == "flag_rate":
-        bounds = dict(zip(inputs.gate.checks["group"].to_list(), inputs.gate.checks["bound"].to_list()))
+        # On the two-sided rule, a bound b on the distance from parity allows ratios from 1/b to b.
+        bounds = {group: ([bound] if inputs.gate.direction == "higher" or bound is None else [1 / bound, bound])
+                  for group, bound in zip(inputs.gate.checks["group"].to_list(), inputs.gate.checks["bound"].to_list())}
     figure = ratio_figure(frame, "flag_rate", models, groups, bounds)
     alt = (f"Flag-rate ratio of each group to its reference, with 95% intervals, for {inputs.model} and "
            f"{inputs.baseline}; the vertical line at 1 marks equal flag rates.")

@@ -21,11 +21,11 @@ SETTING_STYLES = {
 
 
 def ratio_figure(metrics: pl.DataFrame, metric: str, models: list[str], groups: list[str],
-                 bounds: dict[str, float] | None = None) -> Figure:
+                 bounds: dict[str, list[float]] | None = None) -> Figure:
     """Plot each group's ratio to its reference with its 95% interval, one marker per model.
 
     Groups run down the y axis. A vertical line at 1 marks equal values, and ``bounds`` (group to
-    the release gate's bound) are drawn as red ticks.
+    the release gate's bounds on the ratio, one or two per group) are drawn as red ticks.
     """
     figure, (axes,) = new_figure()
     figure.set_size_inches(6.4, 0.5 * len(groups) + 1.4)
@@ -44,9 +44,9 @@ def ratio_figure(metrics: pl.DataFrame, metric: str, models: list[str], groups: 
                       linestyle="none", label=plot_label(model))
 
     for position, group in enumerate(groups):
-        if bounds and bounds.get(group) is not None:
-            axes.plot(bounds[group], position, marker="|", markersize=14, color="#c62828", linestyle="none",
-                      label="gate bound")
+        if bounds and bounds.get(group):
+            axes.plot(bounds[group], [position] * len(bounds[group]), marker="|", markersize=14, color="#c62828",
+                      linestyle="none", label="gate bound")
     axes.axvline(1.0, color="#999999", linewidth=0.8)
     axes.set_yticks(range(len(groups)), [plot_label(group) for group in groups], fontsize=8)
     axes.invert_yaxis()

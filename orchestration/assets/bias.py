@@ -393,7 +393,7 @@ def simulation_results(warehouse: Path) -> tuple[FeedbackResult, LumIsaacResult]
 
 @dg.asset(group_name="bias", deps=[bias_group_metrics, input_bias_audit, feedback_simulation], kinds={"html"})
 def bias_audit_report(context: dg.AssetExecutionContext, riskcast: RiskcastResource) -> dg.MaterializeResult:
-    """The Bias Audit report: groups, group metrics with intervals, the release gate, input bias and simulations."""
+    """Render the Bias Audit report: groups, group metrics with intervals, the release gate, input bias and simulations."""
     run = riskcast.run_config()
     jurisdiction = riskcast.jurisdiction()
     settings = riskcast.settings()
@@ -437,7 +437,7 @@ def bias_audit_report(context: dg.AssetExecutionContext, riskcast: RiskcastResou
 
 @dg.asset(group_name="bias", deps=[deployment_simulation], kinds={"html"})
 def police_deployment_report(context: dg.AssetExecutionContext, riskcast: RiskcastResource) -> dg.MaterializeResult:
-    """The Police Deployment report: staffing, overtime and crimes prevented under the ensemble and CompSTAT."""
+    """Render the Police Deployment report: staffing, overtime and crimes prevented under the ensemble and CompSTAT."""
     run = riskcast.run_config()
     jurisdiction = riskcast.jurisdiction()
     settings = riskcast.settings()

@@ -70,7 +70,7 @@ def backtest_span(warehouse: Path) -> str:
 
 
 def release_record(gate, run: RunConfig, status: str, window: str, evaluated_at: datetime) -> dict:
-    """The release-gate record written beside a model and rendered in its card."""
+    """Build the release-gate record that is written beside a model and rendered in its card."""
     return {
         "status": status, "gate_passed": gate.passed, "metric": gate.metric, "margin": gate.margin,
         "direction": gate.direction, "baseline": run.release.baseline, "message": gate.message,
@@ -106,7 +106,7 @@ def upsert_releases(warehouse: Path, models: list[dict], record: dict, evaluated
 
 @dg.asset(group_name="models", deps=["risk_ensemble", bias_group_metrics], kinds={"duckdb", "python"})
 def release_candidate(context: dg.AssetExecutionContext, riskcast: RiskcastResource) -> dg.MaterializeResult:
-    """The latest ensemble of every target, with the release gate's bound and result in its model card."""
+    """Gate the latest ensemble of every target and write the bound and the result into its model card."""
     run = riskcast.run_config()
     jurisdiction = riskcast.jurisdiction()
     settings = riskcast.settings()
