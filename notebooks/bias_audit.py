@@ -14,10 +14,10 @@
 # %% [markdown]
 # # Bias audit: where do the flags fall, and is the ensemble fairer than CompSTAT?
 #
-# A forecast sends patrols to the cells it flags. This notebook measures, for groups of cells
-# picked by the census make-up of their residents, how often each model flags them, how often
-# those flags are right, and how much patrol they draw compared with their share of residents
-# and of recorded incidents. It compares the ensemble with CompSTAT, today's practice, through
+# A forecast sends patrols to the cells it flags. This notebook picks groups of cells by the
+# census make-up of their residents. For each group it measures how often each model flags it,
+# how often those flags are right, and how much patrol it draws compared with its share of
+# residents and of recorded incidents. It compares the ensemble with CompSTAT, today's practice, through
 # `ml.bias` (`docs/bias.md` describes the method). Groups are sets of places, never people.
 
 # %% tags=["parameters"]

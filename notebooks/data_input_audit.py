@@ -100,11 +100,13 @@ if run_audit_rules and info.config is not None:
 
     rules, skipped = active_rules(info.config)
     parameters = audit_parameters(info.config)
+    logging.disable(logging.INFO)  # Great Expectations logs every temporary Data Docs folder at INFO.
     for rule in rules:
         outcome, _ = evaluate_rule(rule, info.path, parameters)
         rule_rows.append({"rule": rule.name, "about": rule.asset, "blocking": rule.blocking,
                           "result": "passed" if outcome.passed else (outcome.severity or "failed"),
                           "problem": "; ".join(outcome.problems())[:300]})
+    logging.disable(logging.NOTSET)
     for name, reason in skipped.items():
         rule_rows.append({"rule": name, "about": "", "blocking": False, "result": "skipped", "problem": reason})
     display(readable(pl.DataFrame(rule_rows)))
@@ -146,7 +148,7 @@ record("records_selected", int(kept["records"].sum()))
 #
 # Real incidents spread over the hours, with a low in the early morning. A spike at midnight
 # or on the hour, or on the first of the month, usually means that the officer did not know the
-# time and a default was typed in ("heaping"): those records say little about the hour of the
+# time and a default was typed in ("heaping"): those records tell little about the hour of the
 # crime. One hour in 24 is 4.2%: a midnight share far above it is heaping.
 
 # %%

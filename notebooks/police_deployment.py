@@ -162,7 +162,7 @@ for model, plan in plans.items():
 # %% [markdown]
 # ## What the pipeline stored
 #
-# `main.deployment_comparison` holds the evaluate job's plan under the run file's assumptions.
+# `main.deployment_comparison` contains the evaluate job's plan under the run file's assumptions.
 # With every date, shift and weekday selected and the same assumptions, the table above equals it.
 
 # %%

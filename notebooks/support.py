@@ -1,7 +1,7 @@
 """Helpers shared by the four analyst notebooks: open a warehouse, select hours, show and record results.
 
 The notebooks compute every number through ``ml/`` and ``orchestration/``. This module holds only
-what a notebook needs around those calls: where the warehouse is and what it holds (jurisdiction,
+what a notebook needs around those calls: where the warehouse is and what it contains (jurisdiction,
 time zone, whether the data is synthetic), the reader's selection of dates, hours of the day and
 days of the week, tables formatted for reading, and ``record``, which stores a result in the
 executed notebook under a name so that tests can read it back (the "glue" idea of papermill's
@@ -47,7 +47,7 @@ DEMO_JURISDICTION = "demo"
 
 @dataclass(frozen=True)
 class WarehouseInfo:
-    """What a notebook needs to know about the warehouse it reads."""
+    """Facts about the warehouse a notebook reads: its jurisdiction, time zone and synthetic flag."""
 
     path: Path
     jurisdiction: str
@@ -78,7 +78,7 @@ class Selection:
 
 
 def default_warehouse() -> Path:
-    """The warehouse ``riskcast demo`` writes: ``$RISKCAST_HOME/demo/warehouse.duckdb``, else ``./data/demo/...``."""
+    """Return the warehouse ``riskcast demo`` writes: ``$RISKCAST_HOME/demo/warehouse.duckdb``, else ``./data/demo/...``."""
     home = os.environ.get("RISKCAST_HOME")
     if home:
         return Path(home).expanduser() / DEMO_JURISDICTION / "warehouse.duckdb"
@@ -100,8 +100,8 @@ def describe_warehouse(warehouse: str | Path | None, jurisdiction: str | None = 
     """Open the warehouse's facts: its jurisdiction (the parent folder's name unless given), time zone, synthetic flag.
 
     ``jurisdiction`` is a jurisdiction name or the path of its YAML file. The synthetic flag is
-    true when the jurisdiction file says so or when the latest model's manifest says it was
-    trained on synthetic data. ``time_zone`` overrides the jurisdiction's.
+    true when the jurisdiction file sets ``synthetic`` or when the latest model's manifest records
+    ``synthetic_data``. ``time_zone`` overrides the jurisdiction's.
     """
     path = resolve_warehouse(warehouse)
     name = jurisdiction or path.parent.name
@@ -123,7 +123,7 @@ def describe_warehouse(warehouse: str | Path | None, jurisdiction: str | None = 
 
 
 def jurisdiction_config(name_or_path: str) -> JurisdictionConfig | None:
-    """The jurisdiction file for a name or path, or None when there is none."""
+    """Load the jurisdiction file for a name or path, or return None when there is none."""
     try:
         return load_jurisdiction(name_or_path)
     except ConfigError as error:
@@ -132,7 +132,7 @@ def jurisdiction_config(name_or_path: str) -> JurisdictionConfig | None:
 
 
 def latest_manifest(warehouse: Path) -> dict[str, Any]:
-    """The manifest of the most recently registered ensemble, or {} when the registry or file is missing."""
+    """Read the manifest of the most recently registered ensemble, or return {} when the registry or file is missing."""
     with connect(warehouse, read_only=True) as connection:
         if not table_exists(connection, "main", "model_registry"):
             return {}
@@ -151,7 +151,7 @@ def table_exists(connection, schema: str, table: str) -> bool:
 
 
 def measured_groups(info: WarehouseInfo, groups: pl.DataFrame) -> tuple[GroupDefinition, ...]:
-    """The bias groups the pipeline measures: the jurisdiction's (or the default) groups that hold cells.
+    """Select the bias groups the pipeline measures: the jurisdiction's (or the default) groups with member cells.
 
     A group with no member cell, or whose reference group has none, is left out, as the
     ``bias_group_metrics`` asset leaves it out.

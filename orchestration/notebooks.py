@@ -12,6 +12,7 @@ Jupytext, nbclient, nbconvert and ipykernel come with the ``notebooks`` (and ``t
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import time
@@ -100,7 +101,7 @@ def parameter_names(source: str) -> set[str]:
 
 
 def kernel_environment() -> dict[str, str]:
-    """The kernel's environment: this process's, with the repository and notebooks folder first on PYTHONPATH."""
+    """Build the kernel's environment: this process's, with the repository and notebooks folder first on PYTHONPATH."""
     paths = [str(REPOSITORY), str(NOTEBOOKS_DIR)]
     existing = os.environ.get("PYTHONPATH")
     if existing:
@@ -129,15 +130,22 @@ def execute_notebook(name: str, parameters: Mapping[str, Any] | None = None,
 
 
 def last_line(message: str) -> str:
-    """The last non-empty line of a traceback: the exception and its message."""
+    """Return the last non-empty line of a traceback: the exception and its message."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     return lines[-1] if lines else message
 
 
 def render_html(executed: ExecutedNotebook, folder: Path) -> Path:
-    """Write the executed notebook as ``<folder>/notebook_<name>.html`` with nbconvert's HTML exporter."""
+    """Write the executed notebook as ``<folder>/notebook_<name>.html`` with nbconvert's HTML exporter.
+
+    The outputs that ``support.record`` stored for tests are left out of the page.
+    """
     _, _, nbconvert = tooling()
-    body, _ = nbconvert.HTMLExporter().from_notebook_node(executed.notebook)
+    shown = copy.deepcopy(executed.notebook)
+    for cell in shown.cells:
+        if "outputs" in cell:
+            cell.outputs = [output for output in cell.outputs if RECORD_MIME_TYPE not in output.get("data", {})]
+    body, _ = nbconvert.HTMLExporter().from_notebook_node(shown)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"notebook_{executed.name}.html"
     path.write_text(body, encoding="utf-8")
@@ -161,7 +169,7 @@ def render_notebooks(warehouse: Path, reports_dir: Path, parameters: Mapping[str
 
 
 def recorded(notebook: Any, name: str) -> Any:
-    """The value a notebook stored with ``support.record(name, value)``; KeyError when it stored none."""
+    """Return the value a notebook stored with ``support.record(name, value)``, raising KeyError when there is none."""
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
             value = output.get("data", {}).get(RECORD_MIME_TYPE)

@@ -29,7 +29,7 @@ def stored_notebooks() -> list[Path]:
     return sorted(python + list(NOTEBOOKS_DIR.glob("*.ipynb")))
 
 
-def test_the_four_notebooks_are_stored_as_percent_files() -> None:
+def test_notebooks_stored_as_percent_files() -> None:
     names = sorted(path.stem for path in stored_notebooks() if path.suffix == ".py")
 
     assert names == sorted(NOTEBOOK_NAMES)
@@ -46,7 +46,7 @@ def test_committed_notebook_has_no_outputs(path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", NOTEBOOK_NAMES)
-def test_each_notebook_has_one_parameter_cell_with_the_common_parameters(name: str) -> None:
+def test_notebook_parameter_cell(name: str) -> None:
     notebook = load_notebook(name)
     cells = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
 
@@ -77,7 +77,7 @@ def test_strip_outputs_checks_then_strips_an_ipynb(tmp_path: Path, capsys: pytes
     assert "analysis.ipynb: stripped outputs from 1 code cells" in capsys.readouterr().out
 
 
-def test_strip_outputs_refuses_a_python_file_that_is_no_notebook(tmp_path: Path) -> None:
+def test_strip_outputs_rejects_plain_python(tmp_path: Path) -> None:
     path = tmp_path / "plain.py"
     path.write_text("x = 1\n", encoding="utf-8")
 
@@ -95,7 +95,7 @@ def test_parameters_are_injected_after_the_parameter_cell() -> None:
     assert injected.source.splitlines()[1:] == ["coverage = 0.1", "hours = [8, 9]"]
 
 
-def test_an_unknown_parameter_is_refused_with_the_known_ones() -> None:
+def test_inject_parameters_rejects_unknown_name() -> None:
     notebook = load_notebook("bias_audit")
 
     with pytest.raises(NotebookError, match=r"unknown notebook parameters \['coverge'\].*'coverage'"):

@@ -49,7 +49,7 @@ def test_selection_keeps_local_hours_weekdays_and_dates() -> None:
                                                    datetime(2017, 7, 11, 14, tzinfo=UTC)]
 
 
-def test_an_empty_selection_names_itself() -> None:
+def test_select_hours_empty_result_raises() -> None:
     with pytest.raises(ValueError, match="keeps none of the 192 rows"):
         select_hours(forecasts(), INFO, make_selection(None, None, [3], [6]))
 
@@ -105,7 +105,7 @@ def test_selected_shifts_are_summarised_alone() -> None:
     assert estimates["ensemble"].cells.height == len(CELLS)
 
 
-def test_a_selection_without_shift_starts_is_refused() -> None:
+def test_shift_selection_without_starts_raises() -> None:
     with pytest.raises(ValueError, match=r"no shift starts at the selected hours \[9\]"):
         compare_selected_shifts(forecasts(), ["ensemble"], DeploymentAssumptions(), INFO,
                                 make_selection(None, None, [9], list(range(7))),
