@@ -1,6 +1,7 @@
 """The ``riskcast`` command: run the main job from a terminal.
 
-``riskcast demo`` runs the bundled synthetic demo; ``riskcast run --config FILE`` runs a run file.
+``riskcast demo`` runs the bundled synthetic demo; ``riskcast run --config FILE`` runs a run file;
+``riskcast report [--notebooks]`` lists the HTML reports and can render the analyst notebooks.
 Both execute the same Dagster jobs the UI shows, in order (warehouse, features, training,
 scoring, evaluation and bias audit, release), record them in the Dagster instance under ``RISKCAST_HOME/dagster``, stop at
 the first failed run, and print where the warehouse and the reports are. Training runs the one
@@ -32,6 +33,7 @@ from orchestration.definitions import (
     build_definitions,
 )
 from orchestration.jurisdiction import ConfigError, default_run_config_path, load_jurisdiction, load_run_config
+from orchestration.notebooks import NOTEBOOK_NAMES, NotebookError, render_notebooks
 from orchestration.partitions import (
     RANGE_END_TAG,
     RANGE_START_TAG,
@@ -199,6 +201,13 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                          "then score every model on daily forecasts and write the Model Metrics report")
     backtest_parser.add_argument("--config", type=Path, required=True,
                                  help="run file with a backtest block (window, issue hour, baselines)")
+    report_parser = commands.add_parser(
+        "report", help="print the paths of a jurisdiction's HTML reports; with --notebooks, execute the analyst "
+                       "notebooks against its warehouse first and render them beside the reports")
+    report_parser.add_argument("--jurisdiction", default="demo",
+                               help="jurisdiction name or YAML file (default: demo)")
+    report_parser.add_argument("--notebooks", action="store_true",
+                               help="execute the four notebooks in notebooks/ and render them to HTML")
     return parser.parse_args(argv)
 
 
@@ -206,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     arguments = parse_arguments(argv)
     home = (arguments.home or Path(os.environ.get(HOME_VARIABLE) or "data")).expanduser().resolve()
+    if arguments.command == "report":
+        return print_reports(home, arguments.jurisdiction, arguments.notebooks)
     config_path = default_run_config_path() if arguments.command == "demo" else arguments.config
 
     blocked = None
@@ -227,6 +238,37 @@ def main(argv: list[str] | None = None) -> int:
         print(f"riskcast: {blocked}. Read {settings.reports_dir / 'bias_audit.html'} for the groups that failed.",
               file=sys.stderr)
         return 3
+    return 0
+
+
+def print_reports(home: Path, jurisdiction_name: str, notebooks: bool) -> int:
+    """Print the jurisdiction's HTML reports; with ``notebooks``, render the analyst notebooks first.
+
+    Returns 1 with a one-line cause when the jurisdiction or warehouse is missing or a notebook fails.
+    """
+    try:
+        jurisdiction = load_jurisdiction(jurisdiction_name)
+        settings = RiskcastSettings(home=home, jurisdiction=jurisdiction.name)
+        if not settings.warehouse_path.is_file():
+            raise NotebookError(f"no warehouse at {settings.warehouse_path}: run `riskcast demo` or "
+                                f"`riskcast run --config FILE` with --home {home} first")
+        rendered = []
+        if notebooks:
+            source = str(Path(jurisdiction_name).resolve()) if Path(jurisdiction_name).suffix in (".yaml", ".yml") \
+                else jurisdiction_name
+            rendered = render_notebooks(settings.warehouse_path, settings.reports_dir,
+                                        {name: {"jurisdiction": source} for name in NOTEBOOK_NAMES})
+    except (ConfigError, NotebookError) as error:
+        print(f"riskcast: {str(error).splitlines()[0]}", file=sys.stderr)
+        return 1
+    reports = sorted(path for path in settings.reports_dir.glob("*.html") if path not in rendered)
+    for path in reports:
+        print(f"Report:      {path}")
+    for path in rendered:
+        print(f"Notebook:    {path}")
+    if not reports and not rendered:
+        print(f"riskcast: no HTML report in {settings.reports_dir}; run the main job first", file=sys.stderr)
+        return 1
     return 0
 
 
