@@ -2,9 +2,9 @@
 
 ``NotificationResource`` is the abstract resource the sensors depend on. ``LogNotificationResource``
 writes each notification to Python logging at WARNING. ``SlackNotificationResource`` posts it to a
-Slack incoming webhook as the JSON body ``{"text": ...}``, the message format Slack documents at
-https://api.slack.com/messaging/webhooks. The webhook URL is a secret, so the resource keeps only
-the name of the environment variable that contains it and reads the variable when it sends.
+Slack incoming webhook as the JSON body ``{"text": ...}``. The webhook URL is a secret, so the
+resource keeps only the name of the environment variable that contains it and reads the variable
+when it sends.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from orchestration.operations_config import NotificationSettings
 
 logger = logging.getLogger("riskcast.notifications")
 
-# Slack cuts longer messages. Keeping well below its limit leaves room for the header line.
+# Longest message text sent, so that a report with many failed steps stays readable in a chat channel.
 MAX_TEXT_CHARS = 3000
 
 

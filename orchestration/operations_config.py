@@ -56,7 +56,7 @@ PORTAL_SOURCE_PREFIXES = ("extracts:", "socrata:")
 
 
 class FreshnessSettings(BaseModel):
-    """How old the newest portal record may get before the freshness sensor reports it."""
+    """Maximum age of the newest portal record before the freshness sensor reports its source."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -71,7 +71,7 @@ class FreshnessSettings(BaseModel):
 
 
 class NotificationSettings(BaseModel):
-    """Where run failures and stale sources are sent: the Python log, or a Slack incoming webhook."""
+    """Destination of run-failure and stale-source reports: the Python log, or a Slack incoming webhook."""
 
     model_config = ConfigDict(extra="forbid")
 
