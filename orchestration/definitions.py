@@ -3,6 +3,9 @@
 The run file comes from ``RISKCAST_CONFIG`` (default: the bundled synthetic demo) and the output
 folder from ``RISKCAST_HOME`` (default ``./data``). Both are read when Dagster loads the code
 location, not at import time.
+
+Besides the six jobs of the main job, three jobs chain them for the schedules
+(``orchestration.schedules``): the hourly increment, the model refresh and the nightly evaluation.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from orchestration.assets.scoring import build_scoring_asset
 from orchestration.assets.warehouse import build_warehouse_assets, dbt_resource
 from orchestration.dbt import prepare_manifest
 from orchestration.jurisdiction import (
+    JurisdictionConfig,
     RunConfig,
     check_crime_source,
     check_weather_source,
@@ -49,8 +53,15 @@ from orchestration.partitions import (
     scoring_model_mapping,
     training_window_mapping,
 )
+from orchestration.notifications import notification_resource
 from orchestration.resources import RiskcastResource
-from orchestration.sensors import build_extracts_sensor, build_stale_features_sensor
+from orchestration.schedules import WAREHOUSE_TAG, build_schedules
+from orchestration.sensors import (
+    build_extracts_sensor,
+    build_freshness_sensor,
+    build_run_failure_sensor,
+    build_stale_features_sensor,
+)
 from orchestration.settings import HOME_VARIABLE, RiskcastSettings
 from orchestration.sources.boundaries import BoundarySource, LocalBoundarySource, SocrataBoundarySource
 from orchestration.sources.crimes import CrimeSource, LocalCrimeSource, SocrataCrimeSource
@@ -66,6 +77,9 @@ TRAIN_JOB = "train_job"
 SCORE_JOB = "score_job"
 EVALUATE_JOB = "evaluate_job"
 RELEASE_JOB = "release_job"
+HOURLY_JOB = "hourly_increment_job"
+REFRESH_JOB = "model_refresh_job"
+NIGHTLY_JOB = "nightly_evaluation_job"
 BIAS_ASSETS = [cell_groups, bias_group_metrics, input_bias_audit, feedback_simulation, deployment_simulation,
                bias_audit_report, police_deployment_report]
 
@@ -86,27 +100,47 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
     scores = build_scoring_asset(partitions, scoring_model_mapping(run))
     extracts = run.extracts_folder or settings.demo_extracts_dir
 
+    warehouse_selection = dg.AssetSelection.groups("raw", "warehouse", "audit")
+    evaluate_selection = dg.AssetSelection.assets(evaluation_metrics, backtest_predictions, backtest_metrics,
+                                                  model_metrics_report, *BIAS_ASSETS)
+    release_selection = dg.AssetSelection.assets(release_candidate, current_ensemble)
+    tags = {WAREHOUSE_TAG: jurisdiction.name}
+
     jobs = [
-        dg.define_asset_job(WAREHOUSE_JOB, selection=dg.AssetSelection.groups("raw", "warehouse", "audit"),
+        dg.define_asset_job(WAREHOUSE_JOB, selection=warehouse_selection, tags=tags,
                             description="Ingest the extracts, build the dbt warehouse, run the input audit "
                                         "and write its reports."),
-        dg.define_asset_job(FEATURES_JOB, selection=[features], partitions_def=partitions,
+        dg.define_asset_job(FEATURES_JOB, selection=[features], partitions_def=partitions, tags=tags,
                             description="Build hourly cell features for a range of hours in one run."),
-        dg.define_asset_job(TRAIN_JOB, selection=[risk_ensemble], partitions_def=refresh,
+        dg.define_asset_job(TRAIN_JOB, selection=[risk_ensemble], partitions_def=refresh, tags=tags,
                             description=f"Train one ensemble per target for a {run.refresh.period} refresh "
                                         f"partition, on the trailing window of hourly features before its end."),
-        dg.define_asset_job(SCORE_JOB, selection=[scores], partitions_def=partitions,
+        dg.define_asset_job(SCORE_JOB, selection=[scores], partitions_def=partitions, tags=tags,
                             description="Score the next 72 hours for every cell, for each issue hour in a range."),
-        dg.define_asset_job(EVALUATE_JOB, selection=[evaluation_metrics, backtest_predictions, backtest_metrics,
-                                                     model_metrics_report, *BIAS_ASSETS],
+        dg.define_asset_job(EVALUATE_JOB, selection=evaluate_selection, tags=tags,
                             description="Compare the published scores with CompSTAT on the evaluation window, "
                                         "backtest the ensemble against every baseline on daily forecasts, "
                                         "audit the forecasts for bias, simulate deployment and feedback loops, "
                                         "and write the Model Metrics report."),
-        dg.define_asset_job(RELEASE_JOB, selection=dg.AssetSelection.assets(release_candidate, current_ensemble),
+        dg.define_asset_job(RELEASE_JOB, selection=release_selection, tags=tags,
                             description="Apply the bias release gate to the latest ensembles and promote them "
                                         "to current when it passes."),
     ]
+    hourly_job = dg.define_asset_job(
+        HOURLY_JOB, selection=warehouse_selection | dg.AssetSelection.assets(features, scores),
+        partitions_def=partitions, tags=tags,
+        description="One hour's increment: ingest, warehouse models and input audits, then the hour's "
+                    "features and the 72-hour scores issued at that hour.")
+    refresh_job = dg.define_asset_job(
+        REFRESH_JOB, selection=dg.AssetSelection.assets(risk_ensemble) | release_selection,
+        partitions_def=refresh, tags=tags,
+        description=f"Train the ensembles of one {run.refresh.period} refresh partition, then apply the bias "
+                    f"release gate and promote the ensembles that pass.")
+    nightly_job = dg.define_asset_job(
+        NIGHTLY_JOB, selection=evaluate_selection | release_selection, tags=tags,
+        description="Evaluate and backtest the published scores, audit them for bias and write the reports, "
+                    "then apply the bias release gate.")
+    jobs += [hourly_job, refresh_job, nightly_job]
     return dg.Definitions(
         assets=[raw_crime_incidents, raw_offense_codes, raw_weather_observations, raw_service_requests,
                 raw_boundaries, raw_cells, raw_demographics,
@@ -115,9 +149,10 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
                 release_candidate, current_ensemble],
         asset_checks=[*build_audit_checks(jurisdiction), bias_disparity_gate],
         jobs=jobs,
-        sensors=[build_extracts_sensor(extracts, jurisdiction, WAREHOUSE_JOB),
-                 build_stale_features_sensor(settings.warehouse_path, jurisdiction, FEATURES_JOB)],
+        schedules=build_schedules(run, jurisdiction, hourly_job, partitions, refresh_job, refresh, nightly_job),
+        sensors=build_sensors(run, jurisdiction, settings, extracts),
         resources={
+            "notifications": notification_resource(run.notifications),
             "riskcast": RiskcastResource(run_config_path=str(run_config_path.resolve()), home=str(home)),
             "crime_source": crime_source(run.source, extracts, generate_demo=run.extracts_folder is None),
             "requests_source": requests_source(run.source, extracts, generate_demo=run.extracts_folder is None),
@@ -130,6 +165,16 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
         },
         executor=dg.in_process_executor,
     )
+
+
+def build_sensors(run: RunConfig, jurisdiction: JurisdictionConfig, settings: RiskcastSettings,
+                  extracts: Path) -> list[dg.SensorDefinition]:
+    return [
+        build_extracts_sensor(extracts, jurisdiction, WAREHOUSE_JOB),
+        build_stale_features_sensor(settings.warehouse_path, jurisdiction, FEATURES_JOB),
+        build_freshness_sensor(settings.warehouse_path, jurisdiction, run.freshness),
+        build_run_failure_sensor(jurisdiction),
+    ]
 
 
 def crime_source(source: str, extracts: Path, generate_demo: bool) -> CrimeSource:

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from orchestration.bias_config import BiasConfig, DeploymentSettings, ReleaseSettings, SimulationSettings
+from orchestration.operations_config import FreshnessSettings, NotificationSettings, ScheduleSettings
 
 JURISDICTIONS_DIR = Path(__file__).parent / "jurisdictions"
 RUNS_DIR = Path(__file__).parent / "runs"
@@ -1167,6 +1168,13 @@ class RunConfig(BaseModel):
         default_factory=RefreshSettings,
         description="refresh partitions of the training asset; the run trains the one that ends at "
                     "train.end on the trailing window train.start to train.end")
+    schedules: ScheduleSettings = Field(default_factory=ScheduleSettings,
+                                        description="ticks of the hourly, weekly refresh and nightly schedules")
+    freshness: FreshnessSettings = Field(default_factory=FreshnessSettings,
+                                         description="maximum age of the newest portal record before it is reported")
+    notifications: NotificationSettings = Field(
+        default_factory=NotificationSettings,
+        description="where run failures and stale sources are sent: the log or a Slack webhook")
 
     @property
     def evaluate_window(self) -> Window:
