@@ -7,13 +7,13 @@ observation processes as real police records:
 - reported crime: the victim of an incident in cell c reports it with probability r_c (an
   independent draw per incident, so the reported count of a cell is a binomial thinning of its
   true count);
-- discovered crime: an incident that nobody reported is found by police with probability
+- discovered crime: an incident that no victim reported is found by police with probability
   min(1, patrol_share_c * n_cells * detection_rate). `detection_rate` is the chance of finding
   an unreported incident when patrols are spread evenly (patrol_share_c = 1 / n_cells), so
   police find crime in proportion to where they patrol.
 
-Reported and discovered incidents are written alike, and the CSVs have no column that tells
-them apart, because the real portal has none. Lum and Isaac (2016), "To predict and serve?",
+Reported and discovered incidents are written alike, and the CSVs have no column that
+distinguishes them, because the real portal has none. Lum and Isaac (2016), "To predict and serve?",
 Significance 13(5), DOI 10.1111/j.1740-9713.2016.00960.x, showed that a model trained on such
 records learns where crime is recorded, not where it happens. Ensign, Friedler, Neville,
 Scheidegger and Venkatasubramanian (2018), "Runaway Feedback Loops in Predictive Policing",
@@ -120,7 +120,9 @@ def _reporting_probabilities(reporting: Reporting, grid: _Grid) -> np.ndarray:
 
     probabilities = np.asarray(reporting, dtype=float)
     if probabilities.ndim == 0:
-        probabilities = np.full(grid.cell_count, float(probabilities))
+        _check_probabilities(probabilities.reshape(1), "reporting probability")
+        return np.full(grid.cell_count, float(probabilities))
+
     _check_per_cell(probabilities, grid.cell_count, "reporting probabilities")
     _check_probabilities(probabilities, "reporting probability")
     return probabilities
