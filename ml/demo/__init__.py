@@ -17,6 +17,8 @@ Modules, in the order a run uses them:
 - `weather`: the hourly weather simulation and the LCD files.
 - `incidents`: the self-exciting incident process (Mohler et al. 2011).
 - `tables`: the IUCR category, location and street name tables.
+- `observation`: the known-truth mode, with victim reporting, police discovery and the
+  truth file `truth/cells.csv`.
 - `records`: crime rows and their deliberate data flaws.
 - `crime_files`: the crime CSVs in the Chicago export layout.
 - `service_requests`: the 311 request CSVs in two Chicago export layouts.
@@ -27,13 +29,17 @@ from __future__ import annotations
 
 from ml.demo.crime_files import CRIME_HEADER
 from ml.demo.extracts import DemoSummary, write_demo_extracts
+from ml.demo.observation import REPORTING_PATTERNS, TRUTH_HEADER, Discovery
 from ml.demo.tables import VIOLENT_FBI_CODES
 from ml.demo.weather import LCD_HEADER
 
 __all__ = [
     "CRIME_HEADER",
     "DemoSummary",
+    "Discovery",
     "LCD_HEADER",
+    "REPORTING_PATTERNS",
+    "TRUTH_HEADER",
     "VIOLENT_FBI_CODES",
     "write_demo_extracts",
 ]

@@ -2,8 +2,14 @@
 and 311 files.
 
 One run seed is split into independent child seeds for the weather, the cell rates, the
-incidents, the data flaws, the weather reports, the 311 requests and the district demographics.
-Child seeds keep their order, so a seed added last leaves the files of the others unchanged.
+incidents, the data flaws, the weather reports, the 311 requests, the district demographics and
+the observation draws of the known-truth mode. Child seeds keep their order, so a seed added last
+leaves the files of the others unchanged.
+
+By default every simulated incident is written. The known-truth mode (`equal_risk`, `reporting`
+or `discovered`, see ml/demo/observation.py) plants the true risk surface, writes only the
+incidents that victims reported or police discovered, and writes the truth per cell to
+`truth/cells.csv`.
 """
 
 from __future__ import annotations
@@ -20,7 +26,24 @@ from ml.demo.clock import SECONDS_PER_DAY, SECONDS_PER_HOUR, _build_window, _Chi
 from ml.demo.crime_files import _write_crime_files
 from ml.demo.geography import _write_district_demographics, _write_districts_geojson
 from ml.demo.grid import CELLS_PER_DISTRICT_SIDE, _build_grid, _write_cells_geojson
-from ml.demo.incidents import _draw_cell_rates, _simulate_incidents
+from ml.demo.incidents import (
+    _draw_cell_rates,
+    _Events,
+    _expected_violent_counts,
+    _hourly_factors,
+    _simulate_incidents,
+)
+from ml.demo.observation import (
+    Discovery,
+    Reporting,
+    _discovery_probabilities,
+    _Observation,
+    _keep_events,
+    _observe,
+    _remove_truth_file,
+    _reporting_probabilities,
+    _write_truth_file,
+)
 from ml.demo.records import _build_crime_rows, _count_violent_ids
 from ml.demo.service_requests import _write_service_request_files
 from ml.demo.weather import _simulate_weather, _write_lcd_files
@@ -42,6 +65,8 @@ class DemoSummary:
     """Rows written to both 311 layouts, counting repeated request numbers and stale versions."""
     first_day: date
     last_day: date
+    truth_file: Path | None = None
+    """`truth/cells.csv` in known-truth mode, else None."""
 
 
 def write_demo_extracts(
@@ -52,6 +77,9 @@ def write_demo_extracts(
     end: date = date(2023, 12, 31),
     grid_rows: int = 8,
     grid_cols: int = 8,
+    equal_risk: bool = False,
+    reporting: Reporting | None = None,
+    discovered: Discovery | None = None,
 ) -> DemoSummary:
     """Write a synthetic demo jurisdiction under `folder` and return its counts.
 
@@ -67,11 +95,27 @@ def write_demo_extracts(
     database versions. Existing files are overwritten, and demo year files left from a run
     over other years are deleted so that ingest never mixes two runs.
 
-    Raises ValueError if `end` is before `start`, the grid size is out of range, or a year
-    has more incidents than 6-digit case numbers allow.
+    Any of the last three arguments turns on the known-truth mode of ml/demo/observation.py.
+    `equal_risk` gives every cell the planted factor mu_c = 1 in place of the lognormal draw.
+    `reporting` is the probability that a victim reports an incident: one float for all
+    cells, one per cell in cell index order (row * cols + col, row 0 in the south), or a
+    pattern name such as "west_half_low" (0.3 in the west half, 0.9 in the east). It
+    defaults to 1. `discovered` lets police find unreported incidents in proportion to
+    their patrol share. The mode writes `truth/cells.csv` and its path is in the summary.
+    Without it the files are exactly those of earlier versions, and a truth file left by an
+    earlier run is deleted.
+
+    Raises ValueError if `end` is before `start`, the grid size is out of range, a
+    probability or patrol share is invalid, or a year has more incidents than 6-digit case
+    numbers allow.
     """
     folder = Path(folder)
     _validate_arguments(start, end, grid_rows, grid_cols)
+    grid = _build_grid(grid_rows, grid_cols)
+    known_truth = equal_risk or reporting is not None or discovered is not None
+    reporting_probability = _reporting_probabilities(1.0 if reporting is None else reporting, grid)
+    patrol_share, discovery_probability = (
+        (None, None) if discovered is None else _discovery_probabilities(discovered, grid))
     logger.info(
         "Writing synthetic demo extracts to %s: seed %d, %s to %s, %d x %d cells",
         folder, seed, start, end, grid_rows, grid_cols,
@@ -80,9 +124,8 @@ def write_demo_extracts(
     # Spawned children depend only on their position, so a seed added last leaves the earlier
     # seeds and their files unchanged.
     (weather_seed, spatial_seed, incident_seed, flaw_seed, report_seed, request_seed,
-     demographics_seed) = (
-        np.random.SeedSequence(seed).spawn(7))
-    grid = _build_grid(grid_rows, grid_cols)
+     demographics_seed, observation_seed) = (
+        np.random.SeedSequence(seed).spawn(8))
     window = _build_window(start, end)
     # Updated On falls up to 60 days after the last event, so the clock covers 61 more days.
     clock = _ChicagoClock.covering(
@@ -91,9 +134,26 @@ def write_demo_extracts(
     )
 
     weather = _simulate_weather(np.random.default_rng(weather_seed), window)
-    cell_rates = _draw_cell_rates(np.random.default_rng(spatial_seed), grid.cell_count)
+    if equal_risk:
+        cell_rates = np.ones(grid.cell_count)
+    else:
+        cell_rates = _draw_cell_rates(np.random.default_rng(spatial_seed), grid.cell_count)
     events = _simulate_incidents(np.random.default_rng(incident_seed), grid, window, clock,
                                  weather, cell_rates)
+
+    truth_file = None
+    if known_truth:
+        observation = _observe(np.random.default_rng(observation_seed), events,
+                               reporting_probability, patrol_share, discovery_probability)
+        days = (end - start).days + 1
+        expected_violent = _expected_violent_counts(
+            grid, _hourly_factors(window, clock, weather)[0], cell_rates)
+        truth_file = _write_truth_file(folder, grid, events, observation, cell_rates,
+                                       expected_violent / days)
+        _log_observation(events, observation)
+        events = _keep_events(events, observation.written)
+    else:
+        _remove_truth_file(folder)
     rows = _build_crime_rows(np.random.default_rng(flaw_seed), grid, window, clock, events)
 
     _write_cells_geojson(folder / "boundaries" / "cells.geojson", grid)
@@ -113,6 +173,7 @@ def write_demo_extracts(
         service_request_rows=request_row_count,
         first_day=start,
         last_day=end,
+        truth_file=truth_file,
     )
     logger.info(
         "Wrote synthetic demo extracts to %s: %d crime rows, %d violent incidents, %d 311 rows, "
@@ -140,3 +201,13 @@ def _validate_arguments(start: date, end: date, grid_rows: int, grid_cols: int) 
             "of 4 x 4 cells, but 4-digit beats allow at most 99. Use a smaller grid, such as "
             "36 x 40 cells."
         )
+
+
+def _log_observation(events: _Events, observation: _Observation) -> None:
+    logger.info(
+        "Known-truth demo: %d true incidents (%d violent), %d reported, %d discovered, "
+        "%d written (%d violent)",
+        events.cell.size, int(events.violent.sum()), int(observation.reported.sum()),
+        int(observation.discovered.sum()), int(observation.written.sum()),
+        int((events.violent & observation.written).sum()),
+    )

@@ -34,6 +34,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.signal import lfilter
 
 from ml.demo.clock import (
     SECONDS_PER_DAY,
@@ -61,6 +62,11 @@ WEEKEND_NIGHT_FACTOR_NONVIOLENT = 1.1
 SEASONAL_AMPLITUDE_VIOLENT = 0.25
 SEASONAL_AMPLITUDE_NONVIOLENT = 0.12
 SEASONAL_PEAK_DAY_OF_YEAR = 196  # Mid-July.
+
+# Generations summed for the expected violent counts. Generation k holds BRANCHING_RATIO**k of
+# the background at most, so the sum stops well before the cap.
+MAX_GENERATIONS = 100
+GENERATION_TOLERANCE = 1e-12
 
 # Relative rates by local hour of day, 0 to 23. Each profile is scaled to a mean of 1.
 VIOLENT_HOUR_PROFILE = np.array([
@@ -92,12 +98,8 @@ def _simulate_incidents(rng: np.random.Generator, grid: _Grid, window: _Window,
                         clock: _ChicagoClock, weather: _Weather,
                         cell_rates: np.ndarray) -> _Events:
     """Simulate violent and non-violent incidents per cell and UTC hour."""
-    hour_starts = (window.incident_start_utc
-                   + SECONDS_PER_HOUR * np.arange(window.incident_hours, dtype=np.int64))
-    weather_index = (hour_starts - window.weather_start_utc) // SECONDS_PER_HOUR
-    temperature = weather.temperature_f[weather_index]
-    violent_factor, nonviolent_factor = _temporal_factors(clock.to_wall(hour_starts),
-                                                          temperature)
+    hour_starts = _incident_hour_starts(window)
+    violent_factor, nonviolent_factor = _hourly_factors(window, clock, weather)
 
     violent_hours, violent_cells = _simulate_violent_events(
         rng, VIOLENT_BACKGROUND_RATE * np.outer(violent_factor, cell_rates), grid,
@@ -114,6 +116,20 @@ def _simulate_incidents(rng: np.random.Generator, grid: _Grid, window: _Window,
         violent=np.concatenate([np.ones(violent_hours.size, dtype=bool),
                                 np.zeros(other_hours.size, dtype=bool)]),
     )
+
+
+def _incident_hour_starts(window: _Window) -> np.ndarray:
+    return (window.incident_start_utc
+            + SECONDS_PER_HOUR * np.arange(window.incident_hours, dtype=np.int64))
+
+
+def _hourly_factors(window: _Window, clock: _ChicagoClock,
+                    weather: _Weather) -> tuple[np.ndarray, np.ndarray]:
+    """Return relative violent and non-violent rates for each UTC hour of the incident window."""
+    hour_starts = _incident_hour_starts(window)
+    weather_index = (hour_starts - window.weather_start_utc) // SECONDS_PER_HOUR
+    temperature = weather.temperature_f[weather_index]
+    return _temporal_factors(clock.to_wall(hour_starts), temperature)
 
 
 def _temporal_factors(wall_hour_starts: np.ndarray,
@@ -186,3 +202,48 @@ def _expand_counts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     hours, cells = np.nonzero(counts)
     repeats = counts[hours, cells].astype(np.int64)
     return np.repeat(hours, repeats), np.repeat(cells, repeats)
+
+
+def _expected_violent_counts(grid: _Grid, violent_factor: np.ndarray,
+                             cell_rates: np.ndarray) -> np.ndarray:
+    """Return the expected number of violent events per cell over the whole incident window.
+
+    The background rate is the product of an hourly factor and a per-cell factor, and a
+    child's delay and its placement each act on one of the two, so every generation of the
+    branching process stays such a product. Generation k+1 takes generation k's hourly
+    profile through the geometric delay (children after the window are lost) and its cell
+    profile through the placement kernel (children off the grid are lost), both scaled by
+    BRANCHING_RATIO. The sum over generations is the exact expectation of
+    `_simulate_violent_events`, edges included.
+    """
+    decay = math.exp(-1.0 / TRIGGER_DECAY_HOURS)
+    hourly = VIOLENT_BACKGROUND_RATE * np.asarray(violent_factor, dtype=float)
+    spatial = np.asarray(cell_rates, dtype=float).reshape(grid.rows, grid.cols)
+    expected = np.zeros((grid.rows, grid.cols))
+
+    for _ in range(MAX_GENERATIONS):
+        generation = hourly.sum() * spatial
+        expected += generation
+        if generation.sum() <= GENERATION_TOLERANCE * expected.sum():
+            break
+
+        # A child lands k >= 1 hours after its parent with probability (1 - decay) * decay**(k - 1).
+        hourly = BRANCHING_RATIO * lfilter([0.0, 1.0 - decay], [1.0, -decay], hourly)
+        spatial = _place_children(spatial)
+
+    return expected.reshape(-1)
+
+
+def _place_children(parents: np.ndarray) -> np.ndarray:
+    """Spread a rows x cols array of parent weights over each cell and its 8 neighbours."""
+    rows, cols = parents.shape
+    padded = np.pad(parents, 1)
+    neighbour_share = (1.0 - TRIGGER_OWN_CELL_SHARE) / 8.0
+    children = TRIGGER_OWN_CELL_SHARE * parents
+
+    for row_shift in (-1, 0, 1):
+        for col_shift in (-1, 0, 1):
+            if row_shift or col_shift:
+                children = children + neighbour_share * padded[1 + row_shift:1 + row_shift + rows,
+                                                                1 + col_shift:1 + col_shift + cols]
+    return children
