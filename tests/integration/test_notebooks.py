@@ -12,27 +12,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import dagster as dg
 import polars as pl
 import pytest
 
-from orchestration.cli import ReleaseBlockedError, main, run_main_job
+from orchestration.cli import main
 from orchestration.notebooks import NOTEBOOK_NAMES, ExecutedNotebook, execute_notebook, recorded
 from orchestration.warehouse import connect
-from tests.integration.test_demo_pipeline import write_small_demo
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("notebooks_demo")
-    run_file, _ = write_small_demo(folder)
-    try:
-        settings = run_main_job(run_file, folder / "home", instance=dg.DagsterInstance.ephemeral())
-        warehouse = settings.warehouse_path
-    except ReleaseBlockedError:
-        # Every job ran; only the bias gate blocked promotion.
-        warehouse = folder / "home" / "smalldemo" / "warehouse.duckdb"
-    return {"warehouse": warehouse, "jurisdiction": folder / "smalldemo.yaml", "home": folder / "home"}
+def demo(small_demo_run) -> dict[str, Path]:
+    return {"warehouse": small_demo_run.warehouse, "jurisdiction": small_demo_run.folder / "smalldemo.yaml",
+            "home": small_demo_run.folder / "home"}
 
 
 def parameters(demo: dict[str, Path], **extra: object) -> dict[str, object]:
