@@ -220,3 +220,33 @@ def test_release_follows_the_gate(chicago_run: Path) -> None:
     assert set(releases["status"]) == ({"current"} if gate.passed else {"blocked"})
     assert (chicago_run.parent / "reports" / "bias_audit.html").stat().st_size > 100_000
     assert (chicago_run.parent / "reports" / "police_deployment.html").is_file()
+
+
+# The analyst notebooks on the real warehouse.
+
+
+@pytest.fixture(scope="module")
+def notebooks(chicago_run: Path) -> dict:
+    from orchestration.notebooks import NOTEBOOK_NAMES, execute_notebook
+
+    return {name: execute_notebook(name, {"warehouse": str(chicago_run), "jurisdiction": "chicago"})
+            for name in NOTEBOOK_NAMES}
+
+
+def test_notebooks_reproduce_the_stored_tables(chicago_run: Path, notebooks: dict) -> None:
+    from orchestration.notebooks import recorded
+
+    assert recorded(notebooks["model_metrics"].notebook, "stored_differences") == 0
+    assert recorded(notebooks["police_deployment"].notebook, "matches_stored") is True
+    metrics = pl.DataFrame(recorded(notebooks["bias_audit"].notebook, "group_metrics"))
+    stored = read_table(chicago_run, "bias_group_metrics")
+    joined = metrics.join(stored, on=["model", "group", "metric"], suffix="_stored")
+    assert joined.height == stored.height
+    assert (joined["value"] - joined["value_stored"]).abs().fill_null(0).max() < 1e-12
+    counts = recorded(notebooks["data_input_audit"].notebook, "quarantine_counts")
+    with connect(chicago_run, read_only=True) as connection:
+        unlocated = connection.sql("SELECT count(*) FROM marts.quarantine_crime_incidents").fetchone()[0]
+    assert counts["quarantine_crime_incidents"] == unlocated
+    for run in notebooks.values():
+        text = "\n".join(str(output.get("text", "")) for cell in run.notebook.cells for output in cell.get("outputs", []))
+        assert "SYNTHETIC DATA" not in text
