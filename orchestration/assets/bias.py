@@ -26,6 +26,8 @@ import polars as pl
 
 from ml.bias import (
     ARREST_AUDIT_SCHEMA,
+    GROUP_METRIC_SCHEMA,
+    GateResult,
     arrest_share_by_category,
     assign_groups,
     disparity_gate,
@@ -167,8 +169,14 @@ def bias_group_metrics(context: dg.AssetExecutionContext, riskcast: RiskcastReso
                             f"other quintiles), so they are not measured or gated")
 
     started = time.monotonic()
-    metrics = group_metrics(forecasts, groups, definitions, models=models, coverage=run.coverage,
-                            time_zone=jurisdiction.time_zone, n_boot=run.release.n_boot, seed=run.release.seed)
+    if definitions:
+        metrics = group_metrics(forecasts, groups, definitions, models=models, coverage=run.coverage,
+                                time_zone=jurisdiction.time_zone, n_boot=run.release.n_boot, seed=run.release.seed)
+    else:
+        context.log.warning(f"bias_group_metrics: no group of {jurisdiction.display_name} has a cell, because its "
+                            f"demographics give no values for the group columns; the table stays empty and the "
+                            f"release gate cannot pass until the jurisdiction's demographics provide them")
+        metrics = pl.DataFrame(schema=GROUP_METRIC_SCHEMA)
     write_tables(settings.warehouse_path, {"bias_group_metrics": metrics})
     context.log.info(f"bias_group_metrics: {forecasts.height:,} forecast cell-hours, {len(definitions)} groups, "
                      f"{run.release.n_boot} resamples, {metrics.height} rows in {time.monotonic() - started:.0f} s")
@@ -196,8 +204,23 @@ def measured_definitions(definitions: tuple, groups: pl.DataFrame) -> tuple[tupl
     return kept, [d.name for d in definitions if d not in kept]
 
 
-def release_gate(metrics: pl.DataFrame, run: RunConfig):
-    """Apply the run's release gate to group metrics (``ml.bias.disparity_gate``)."""
+GATE_CHECK_SCHEMA = {"group": pl.String, "reference": pl.String, "model_ratio": pl.Float64,
+                     "baseline_ratio": pl.Float64, "model_disparity": pl.Float64, "baseline_disparity": pl.Float64,
+                     "bound": pl.Float64, "passed": pl.Boolean}
+
+
+def release_gate(metrics: pl.DataFrame, run: RunConfig) -> GateResult:
+    """Apply the run's release gate to group metrics (``ml.bias.disparity_gate``).
+
+    Without any measured group the gate fails: it cannot show that the bound holds.
+    """
+    if metrics.height == 0:
+        return GateResult(
+            passed=False, metric=run.release.metric, margin=run.release.margin, direction=run.release.direction,
+            checks=pl.DataFrame(schema=GATE_CHECK_SCHEMA),
+            message=(f"{run.release.metric} disparity gate failed: no demographic group could be measured, so the "
+                     f"gate cannot show that the bound holds; give the jurisdiction demographics with values for "
+                     f"its bias groups' columns"))
     return disparity_gate(metrics, metric=run.release.metric, margin=run.release.margin, model=REFERENCE_MODEL,
                           baseline=baseline_model(run), direction=run.release.direction)
 
@@ -415,7 +438,7 @@ def bias_audit_report(context: dg.AssetExecutionContext, riskcast: RiskcastResou
         bootstrap_resamples=run.release.n_boot,
         definitions=group_definitions(jurisdiction, warehouse),
         groups=read_groups(warehouse),
-        group_metrics=metrics,
+        group_metrics=metrics if metrics.height else None,
         gate=release_gate(metrics, run),
         cells=cells,
         arrest_audit=arrests if arrests.height else None,
@@ -426,7 +449,9 @@ def bias_audit_report(context: dg.AssetExecutionContext, riskcast: RiskcastResou
         gate_blocks="A failed gate stops the release job before current_ensemble, so the trained ensembles are not "
                     "promoted to current; with release.score_with: current, they never score new forecasts.",
         absent_reasons={"arrest_audit": f"{jurisdiction.display_name}'s crime records carry no arrest flag, so "
-                                        "the share of records with an arrest cannot be measured."},
+                                        "the share of records with an arrest cannot be measured.",
+                        "group_metrics": f"No group of {jurisdiction.display_name} has a cell: its demographics give "
+                                         "no values for the group columns."},
     )
     path = settings.reports_dir / "bias_audit.html"
     write_report(path, render_bias_audit_report(inputs))

@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 import yaml
 
-from orchestration.cli import run_main_job
+from orchestration.cli import ReleaseBlockedError, run_main_job
 from orchestration.jurisdiction import RUNS_DIR
 from orchestration.warehouse import connect
 
@@ -51,8 +51,10 @@ def warehouse(extracts: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_file = folder / "philadelphia.yaml"
     run_file.write_text(yaml.safe_dump(content), encoding="utf-8")
 
-    settings = run_main_job(run_file, folder / "home", instance=dg.DagsterInstance.ephemeral())
-    return settings.warehouse_path
+    with pytest.raises(ReleaseBlockedError):
+        # The tract layer gives population only, so no demographic group can be measured and the gate blocks.
+        run_main_job(run_file, folder / "home", instance=dg.DagsterInstance.ephemeral())
+    return folder / "home" / "philadelphia" / "warehouse.duckdb"
 
 
 def scalar(warehouse: Path, sql: str) -> object:
@@ -122,3 +124,15 @@ def test_scores_cover_every_tract(warehouse: Path) -> None:
 
 def test_weather_is_absent_not_invented(warehouse: Path) -> None:
     assert scalar(warehouse, "SELECT count(*) FROM raw.weather_observations") == 0
+
+
+def test_release_is_blocked_without_demographic_groups(warehouse: Path) -> None:
+    with connect(warehouse, read_only=True) as connection:
+        metrics = connection.sql("SELECT count(*) FROM main.bias_group_metrics").fetchone()[0]
+        releases = connection.sql("SELECT DISTINCT status, message FROM main.model_releases").fetchall()
+        arrests = connection.sql("SELECT count(*) FROM main.bias_input_audit").fetchone()[0]
+
+    assert metrics == 0
+    assert [status for status, _ in releases] == ["blocked"]
+    assert "no demographic group could be measured" in releases[0][1]
+    assert arrests == 0
