@@ -22,6 +22,7 @@ from pathlib import Path
 import dagster as dg
 
 from ml.backtest import results_markdown
+from orchestration.assets.models import table_columns
 from orchestration.definitions import (
     CONFIG_VARIABLE,
     EVALUATE_JOB,
@@ -100,7 +101,7 @@ def run_main_job(config_path: Path, home: Path, instance: dg.DagsterInstance | N
     """Run the six jobs of the main job in order; ``instance`` defaults to the persistent one.
 
     The release job runs last. When its bias gate fails, every other job has finished and
-    ``ReleaseBlockedError`` says that no ensemble was promoted to current.
+    ``ReleaseBlockedError`` reports that no ensemble was promoted to current.
 
     With ``backtest``, training covers every refresh partition of the backtest window
     (``backtest_steps``) instead of the one that ends at ``train.end``.
@@ -275,9 +276,7 @@ def print_reports(home: Path, jurisdiction_name: str, notebooks: bool) -> int:
 def print_release(settings: RiskcastSettings) -> None:
     """Print each target's release status and the gate's result."""
     with connect(settings.warehouse_path, read_only=True) as connection:
-        exists = connection.sql("SELECT count(*) FROM information_schema.tables "
-                                "WHERE table_schema = 'main' AND table_name = 'model_releases'").fetchone()[0]
-        if not exists:
+        if not table_columns(connection, "model_releases"):
             return
         rows = connection.sql("SELECT target, model_id, status, message FROM main.model_releases "
                               "QUALIFY row_number() OVER (PARTITION BY target ORDER BY evaluated_at DESC) = 1 "

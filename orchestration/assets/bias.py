@@ -41,6 +41,7 @@ from ml.reports.deployment import DeploymentReportInputs, render_police_deployme
 from ml.reports.maps import cell_geojson
 from ml.simulation import FeedbackResult, LumIsaacResult, lum_isaac_check, simulate_city, simulate_feedback
 from orchestration.assets.backtest import backtest_predictions, write_table
+from orchestration.assets.models import table_columns
 from orchestration.bias_inputs import read_incidents_for_arrest_audit
 from orchestration.jurisdiction import JurisdictionConfig, RunConfig, run_targets
 from orchestration.resources import RiskcastResource
@@ -56,7 +57,7 @@ def read_demographics(warehouse: Path) -> pl.DataFrame:
 
 
 def group_definitions(jurisdiction: JurisdictionConfig, warehouse: Path) -> tuple:
-    """The jurisdiction's bias groups, or the default groups whose columns its demographics provide."""
+    """Return the jurisdiction's bias groups, or the default groups whose columns its demographics provide."""
     with connect(warehouse, read_only=True) as connection:
         columns = {row[0] for row in connection.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = 'marts' "
@@ -74,16 +75,14 @@ def read_groups(warehouse: Path) -> pl.DataFrame:
 
 
 def group_names(groups: pl.DataFrame) -> list[str]:
-    """The group columns of ``main.bias_cell_groups``: its boolean columns."""
+    """Return the group columns of ``main.bias_cell_groups``, which are its boolean columns."""
     return [name for name, dtype in groups.schema.items() if dtype == pl.Boolean]
 
 
 def read_backtest_forecasts(warehouse: Path, models: tuple[str, ...]) -> pl.DataFrame:
     """Read the backtest's forecast cell-hours with the risk columns of ``models``, hours in UTC."""
     with connect(warehouse, read_only=True) as connection:
-        present = {row[0] for row in connection.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' "
-            "AND table_name = 'backtest_predictions'").fetchall()}
+        present = table_columns(connection, "backtest_predictions")
         missing = [model for model in models if model not in present]
         if missing:
             raise ValueError(f"main.backtest_predictions has no column for {missing}; add them to the run file's "
@@ -122,7 +121,7 @@ def markdown_table(frame: pl.DataFrame, digits: int = 3) -> str:
 
 @dg.asset(group_name="bias", deps=["dim_cell_demographics"], kinds={"duckdb", "python"})
 def cell_groups(context: dg.AssetExecutionContext, riskcast: RiskcastResource) -> dg.MaterializeResult:
-    """Each cell's population-weighted quintiles and its membership of the jurisdiction's demographic groups."""
+    """Assign each cell its population-weighted quintiles and its membership of the demographic groups."""
     jurisdiction = riskcast.jurisdiction()
     settings = riskcast.settings()
     demographics = read_demographics(settings.warehouse_path)
@@ -267,7 +266,7 @@ def input_bias_audit(context: dg.AssetExecutionContext, riskcast: RiskcastResour
 
 @dg.asset(group_name="bias", kinds={"python", "duckdb"})
 def feedback_simulation(context: dg.AssetExecutionContext, riskcast: RiskcastResource) -> dg.MaterializeResult:
-    """A synthetic city with a planted risk surface: the runaway feedback loop and the recording-bias check."""
+    """Simulate a city with a planted risk surface: the runaway feedback loop and the recording-bias check."""
     run = riskcast.run_config()
     settings = riskcast.settings()
     sim = run.simulation
@@ -303,7 +302,7 @@ def feedback_simulation(context: dg.AssetExecutionContext, riskcast: RiskcastRes
 
 
 def feedback_summary(daily: pl.DataFrame, forecaster: str) -> pl.DataFrame:
-    """Each setting's divergence on its first and last simulated day, and its final top-cell share."""
+    """Summarise each setting's divergence on its first and last simulated day, and its final top-cell share."""
     return daily.group_by("setting", maintain_order=True).agg(
         forecaster=pl.lit(forecaster),
         first_divergence=pl.col("divergence").first(),

@@ -115,10 +115,8 @@ def model_spans(warehouse: Path, target: str, start: datetime, end: datetime,
 
 
 def released_filter(connection: duckdb.DuckDBPyConnection) -> str:
-    """SQL that keeps the registry rows of promoted models (nothing when no release table exists)."""
-    exists = connection.sql("SELECT count(*) FROM information_schema.tables "
-                            "WHERE table_schema = 'main' AND table_name = 'model_releases'").fetchone()[0]
-    if not exists:
+    """Return SQL that keeps the registry rows of promoted models, none when no release table exists."""
+    if not table_columns(connection, "model_releases"):
         return "AND false "
     return "AND model_id IN (SELECT model_id FROM main.model_releases WHERE status IN ('current', 'retired')) "
 
