@@ -96,7 +96,7 @@ def write_model_card(folder: Path, manifest: dict[str, Any], bias_audit: Path,
     """Write ``MODEL_CARD.md`` beside the manifest; ``bias_audit`` is where the audit report belongs.
 
     ``release`` is the model's release-gate record (``orchestration.assets.release``): the bound,
-    the result per group and the model's status. Without it the card says that the gate has not run.
+    the result per group and the model's status. Without it the card states that the gate has not run.
     """
     sections = [
         card_title(manifest),
@@ -211,7 +211,7 @@ RELEASE_STATUS_TEXT = {
 
 
 def card_release(release: dict[str, Any] | None) -> list[str]:
-    """The release gate's bound and result, or a statement that the gate has not run."""
+    """Render the release gate's bound and result, or state that the gate has not run."""
     lines = ["## Release gate", ""]
     if release is None:
         return lines + ["The bias release gate has not run for this model, so it has not been promoted to current.", ""]

@@ -1,6 +1,6 @@
 """Configuration of the bias audit, the release gate, the deployment simulation and the known-truth simulation.
 
-The jurisdiction file's ``bias`` block says which demographic groups of cells the audit measures
+The jurisdiction file's ``bias`` block sets which demographic groups of cells the audit measures
 (``ml.bias.GroupDefinition``) and which crime categories are arrest-driven. The run file's
 ``release``, ``deployment`` and ``simulation`` blocks set the release gate's disparity bound, the
 staffing assumptions of ``ml.deployment.DeploymentAssumptions`` and the size of the synthetic city
@@ -77,8 +77,8 @@ class BiasConfig(BaseModel):
     def definitions(self, available_columns: set[str] | None = None) -> tuple[GroupDefinition, ...]:
         """Return the configured groups, or the default groups whose columns are in ``available_columns``.
 
-        A configured group whose column is missing is an error, because the jurisdiction asked for
-        it; a default group whose column is missing is left out.
+        A configured group whose column is missing raises ValueError, because the jurisdiction
+        requested it. A default group whose column is missing is left out.
         """
         if self.groups is not None:
             definitions = parse_definitions([group.definition() for group in self.groups])

@@ -120,9 +120,8 @@ def leaflet_assets() -> LeafletAssets:
                          inline=True)
 
 
-# Polygons drawn in reports are simplified to about 10 m and their coordinates snapped to about 1 m,
-# which makes Chicago's 801 tract outlines 20 times smaller (3.8 MB of GeoJSON to 0.18 MB) with no
-# visible change at city scale. Every map of a report embeds its own copy.
+# Report outlines are simplified to about 10 m and snapped to about 1 m. That makes Chicago's 801
+# tract outlines 20 times smaller (3.8 MB of GeoJSON to 0.18 MB), and every map embeds its own copy.
 DEFAULT_SIMPLIFY_DEGREES = 0.0001
 COORDINATE_GRID_DEGREES = 0.00001
 

@@ -1,13 +1,13 @@
 """Release (group ``models``): a trained ensemble becomes current only after the bias release gate passes.
 
-``release_candidate`` takes the latest registered ensemble of every target, applies the run's
-release gate (``ml.bias.disparity_gate`` on ``main.bias_group_metrics``: the ensemble's group
-disparity may exceed CompSTAT's by at most a margin) and records the bound and the result in
-``main.model_releases``, in ``release_gate.json`` beside each model's manifest and in its model
-card. The blocking asset check ``bias_disparity_gate`` on ``release_candidate`` fails when the
-bound is exceeded, and then Dagster does not run ``current_ensemble``, which is the promotion:
-it marks the candidates current and retires the ensembles they replace. With the run setting
-``release.score_with: current``, scoring uses current (or formerly current) ensembles only.
+``release_candidate`` takes the latest registered ensemble of every target and applies the run's
+release gate: ``ml.bias.disparity_gate`` on ``main.bias_group_metrics``, under which the
+ensemble's group disparity may exceed CompSTAT's by at most a margin. It records the bound and the
+result in ``main.model_releases``, in ``release_gate.json`` beside each model's manifest, and in
+its model card. The blocking asset check ``bias_disparity_gate`` on ``release_candidate`` fails
+when the bound is exceeded, and then Dagster does not run ``current_ensemble``. That asset is the
+promotion: it marks the candidates current and retires the ensembles they replace. With the run
+setting ``release.score_with: current``, scoring uses current (or formerly current) ensembles only.
 """
 
 import json
@@ -44,7 +44,7 @@ RELEASED_STATUSES = ("current", "retired")
 
 
 def latest_models(warehouse: Path, targets: list[str]) -> list[dict]:
-    """The latest registered ensemble of each target (latest train_end, then latest registration)."""
+    """Return the latest registered ensemble of each target (latest train_end, then latest registration)."""
     with connect(warehouse, read_only=True) as connection:
         rows = connection.execute(
             "SELECT model_id, target, train_end, path FROM main.model_registry WHERE target IN "

@@ -365,7 +365,7 @@ def replace_metrics(warehouse: Path, frame: pl.DataFrame) -> None:
         connection.execute("CREATE OR REPLACE TABLE main.bias_group_metrics AS SELECT * FROM incoming")
 
 
-def test_gate_promotes_without_disparity_and_blocks_a_planted_one(
+def test_release_gate_promotes_and_blocks(
         demo_run: tuple[Path, Path, dg.DagsterInstance], tmp_path: Path) -> None:
     run_file, warehouse, _ = demo_run
     home = warehouse.parent.parent

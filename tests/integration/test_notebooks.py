@@ -144,7 +144,7 @@ def test_report_command_renders_the_notebooks(demo: dict[str, Path], capsys: pyt
     assert "L.geoJson" in (reports / "notebook_bias_audit.html").read_text(encoding="utf-8")
 
 
-def test_report_command_without_a_warehouse_fails_in_one_line(tmp_path: Path, demo: dict[str, Path],
+def test_report_without_warehouse_fails(tmp_path: Path, demo: dict[str, Path],
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["--home", str(tmp_path), "report", "--jurisdiction", str(demo["jurisdiction"]), "--notebooks"])
 

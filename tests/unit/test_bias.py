@@ -270,7 +270,7 @@ def test_gate_bounds_ratios_below_parity_too():
     assert "bound 2.600" in below.message
 
 
-def test_gate_passes_a_ratio_closer_to_parity_than_the_baseline():
+def test_gate_passes_ratio_nearer_parity():
     """An ensemble ratio of 0.58 against CompSTAT's 0.46 is nearer parity, so it passes both ways of reading it."""
     assert disparity_gate(gate_frame(0.58, 0.46), margin=0.0).passed
     assert not disparity_gate(gate_frame(0.58, 0.46), margin=0.0, direction="higher").passed
