@@ -6,6 +6,7 @@ location, not at import time.
 
 Besides the six jobs of the main job, three jobs chain them for the schedules
 (``orchestration.schedules``): the hourly increment, the model refresh and the nightly evaluation.
+Two more run a features or scoring backfill in parallel processes (``orchestration.scale_out``).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from orchestration.partitions import (
 )
 from orchestration.notifications import notification_resource
 from orchestration.resources import RiskcastResource
+from orchestration.scale_out import build_backfill_jobs
 from orchestration.schedules import WAREHOUSE_TAG, build_schedules
 from orchestration.sensors import (
     build_extracts_sensor,
@@ -140,7 +142,7 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
         NIGHTLY_JOB, selection=evaluate_selection | release_selection, tags=tags,
         description="Evaluate and backtest the published scores, audit them for bias and write the reports, "
                     "then apply the bias release gate.")
-    jobs += [hourly_job, refresh_job, nightly_job]
+    jobs += [hourly_job, refresh_job, nightly_job, *build_backfill_jobs(tags)]
     return dg.Definitions(
         assets=[raw_crime_incidents, raw_offense_codes, raw_weather_observations, raw_service_requests,
                 raw_boundaries, raw_cells, raw_demographics,
