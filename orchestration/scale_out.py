@@ -213,7 +213,9 @@ def backfill_run_config(first_partition: str, last_partition: str, workers: int,
     plan_op = "plan_feature_pieces" if job_name == FEATURES_BACKFILL_JOB else "plan_score_pieces"
     range_config = {"first_partition": first_partition, "last_partition": last_partition, "pieces": workers}
     run_config: dict = {"ops": {plan_op: {"config": range_config}},
-                        "execution": {"config": {"max_concurrent": workers}}}
+                        "execution": {"config": {"max_concurrent": workers}},
+                        # Dagster's console logger prints every event at DEBUG: one line per partition here.
+                        "loggers": {"console": {"config": {"log_level": "INFO"}}}}
     if job_name == SCORES_BACKFILL_JOB:
         run_config["ops"]["publish_score_pieces"] = {"config": range_config}
     return run_config
