@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 from dagster._core.test_utils import freeze_time
 
 from orchestration.assets.raw import raw_crime_incidents, raw_offense_codes
@@ -292,3 +293,31 @@ def test_k8s_executor_is_configured() -> None:
 def test_k8s_fields_need_k8s_kind() -> None:
     with pytest.raises(ValueError, match="apply to kind k8s only"):
         ExecutorSettings(kind="multiprocess", job_namespace="riskcast")
+
+
+# The dagster.yaml examples of the two deployments.
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+@pytest.mark.parametrize("deployment", ["local", "prod"])
+def test_instance_config_limits_one_run_per_warehouse(deployment: str) -> None:
+    config = yaml.safe_load((DEPLOY / deployment / "dagster.yaml").read_text(encoding="utf-8"))
+
+    limits = config["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert limits == [{"key": "riskcast/warehouse", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+    assert config["telemetry"] == {"enabled": False}
+
+
+def test_local_instance_config_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((DEPLOY / "local" / "dagster.yaml").read_text(encoding="utf-8"),
+                                       encoding="utf-8")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+
+    with dg.DagsterInstance.get() as instance:
+        assert type(instance.run_storage).__name__ == "SqliteRunStorage"
+        queue = instance.get_concurrency_config().run_queue_config
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert queue.tag_concurrency_limits[0]["key"] == "riskcast/warehouse"
