@@ -3,7 +3,7 @@
 ``in_process`` (the default) runs every step of a run in the run's own process. ``multiprocess``
 starts one process per step, at most ``max_concurrent`` at a time. ``k8s`` starts one Kubernetes
 job per step through ``dagster-k8s``, which only the ``prod`` extra installs, so it is imported
-when a run file asks for it and not before.
+only when a run file selects it.
 
 The executor applies to runs launched from the Dagster UI, a schedule or a sensor. The
 ``riskcast`` CLI runs jobs with ``execute_in_process``, which ignores it.

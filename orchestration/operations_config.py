@@ -5,7 +5,7 @@ A run file may carry these blocks beside its windows::
     schedules: {hourly_minute: 15, nightly_hour_utc: 6, enabled: false}
     freshness: {max_age_hours: 6}
     notifications: {kind: slack, webhook_env: RISKCAST_SLACK_WEBHOOK}
-    executor: {kind: multiprocess, max_concurrent: 2}
+    executor: {kind: multiprocess, max_concurrent: 1}
 
 Every schedule and the freshness sensors start STOPPED unless their block sets ``enabled: true``,
 so ``dagster dev`` starts no work by surprise. ``docs/operations.md`` describes what each one requests.
@@ -140,7 +140,7 @@ class NotificationSettings(BaseModel):
 class ExecutorSettings(BaseModel):
     """How the steps of a run launched from the Dagster UI or daemon execute: in one process or several.
 
-    ``riskcast run`` and the other CLI commands execute jobs in process whatever this says.
+    ``riskcast run`` and the other CLI commands execute jobs in process, whatever this block sets.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -150,8 +150,11 @@ class ExecutorSettings(BaseModel):
         description="in_process runs every step in the run's process; multiprocess starts one process "
                     "per step; k8s starts one Kubernetes job per step (needs the prod extra)")
     max_concurrent: int = Field(
-        default=2, ge=1,
-        description="steps that run at the same time under the multiprocess or k8s executor")
+        default=1, ge=1,
+        description="steps that run at the same time under the multiprocess or k8s executor. Every "
+                    "step opens the same DuckDB file, which one writing process holds at a time, "
+                    "and a waiting step fails after 60 seconds, so more than 1 suits only jobs "
+                    "whose parallel steps are short")
     job_namespace: str | None = Field(
         default=None, description="Kubernetes namespace of the step jobs (k8s only; default: the run's)")
     env_vars: list[str] = Field(
