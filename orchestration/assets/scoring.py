@@ -282,6 +282,7 @@ def build_scoring_asset(partitions_def: dg.PartitionsDefinition,
                 {"target": span.target, "model_id": span.model_id, "issue_start": span.start.isoformat(),
                  "issue_end": span.end.isoformat()} for span in spans]),
             "issue_hours": dg.MetadataValue.int(int((end - start) / HOUR)),
+            "newest_issue_hour": dg.MetadataValue.text((end - HOUR).isoformat()),
             "mean_risk": dg.MetadataValue.float(risk_sum / rows if rows else float("nan")),
             "max_risk": dg.MetadataValue.float(risk_max),
         })
