@@ -7,6 +7,9 @@ location, not at import time.
 Besides the six jobs of the main job, three jobs chain them for the schedules
 (``orchestration.schedules``): the hourly increment, the model refresh and the nightly evaluation.
 Two more run a features or scoring backfill in parallel processes (``orchestration.scale_out``).
+The run file's ``freshness`` block sets the thresholds of the freshness checks
+(``orchestration.freshness``), and its ``executor`` block the executor of runs launched from the
+UI or daemon (``orchestration.executors``).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from orchestration.assets.release import bias_disparity_gate, current_ensemble, 
 from orchestration.assets.scoring import build_scoring_asset
 from orchestration.assets.warehouse import build_warehouse_assets, dbt_resource
 from orchestration.dbt import prepare_manifest
+from orchestration.executors import build_executor
+from orchestration.freshness import build_freshness_checks_sensor, build_last_update_checks, build_scores_lag_check
 from orchestration.jurisdiction import (
     JurisdictionConfig,
     RunConfig,
@@ -142,17 +147,20 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
         NIGHTLY_JOB, selection=evaluate_selection | release_selection, tags=tags,
         description="Evaluate and backtest the published scores, audit them for bias and write the reports, "
                     "then apply the bias release gate.")
-    jobs += [hourly_job, refresh_job, nightly_job, *build_backfill_jobs(tags)]
+    jobs += [hourly_job, refresh_job, nightly_job, *build_backfill_jobs(tags, run.executor)]
+    freshness_checks = build_last_update_checks(run.freshness)
     return dg.Definitions(
         assets=[raw_crime_incidents, raw_offense_codes, raw_weather_observations, raw_service_requests,
                 raw_boundaries, raw_cells, raw_demographics,
                 warehouse, data_input_audit_report, features, risk_ensemble, scores, evaluation_metrics,
                 backtest_predictions, backtest_metrics, model_metrics_report, *BIAS_ASSETS,
                 release_candidate, current_ensemble],
-        asset_checks=[*build_audit_checks(jurisdiction), bias_disparity_gate],
+        asset_checks=[*build_audit_checks(jurisdiction), bias_disparity_gate, *freshness_checks,
+                      build_scores_lag_check(run.freshness)],
         jobs=jobs,
         schedules=build_schedules(run, jurisdiction, hourly_job, partitions, refresh_job, refresh, nightly_job),
-        sensors=build_sensors(run, jurisdiction, settings, extracts),
+        sensors=[*build_sensors(run, jurisdiction, settings, extracts),
+                 build_freshness_checks_sensor(freshness_checks, jurisdiction.name, run.freshness)],
         resources={
             "notifications": notification_resource(run.notifications),
             "riskcast": RiskcastResource(run_config_path=str(run_config_path.resolve()), home=str(home)),
@@ -165,7 +173,7 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
                                                            generate_demo=run.extracts_folder is None),
             "dbt": dbt_resource(),
         },
-        executor=dg.in_process_executor,
+        executor=build_executor(run.executor),
     )
 
 

@@ -18,7 +18,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from orchestration.bias_config import BiasConfig, DeploymentSettings, ReleaseSettings, SimulationSettings
-from orchestration.operations_config import FreshnessSettings, NotificationSettings, ScheduleSettings
+from orchestration.operations_config import (
+    ExecutorSettings,
+    FreshnessSettings,
+    NotificationSettings,
+    ScheduleSettings,
+    reject_secret_values,
+)
 
 JURISDICTIONS_DIR = Path(__file__).parent / "jurisdictions"
 RUNS_DIR = Path(__file__).parent / "runs"
@@ -1175,6 +1181,10 @@ class RunConfig(BaseModel):
     notifications: NotificationSettings = Field(
         default_factory=NotificationSettings,
         description="where run failures and stale sources are sent: the log or a Slack webhook")
+    executor: ExecutorSettings = Field(
+        default_factory=ExecutorSettings,
+        description="how the steps of a run launched from the UI or daemon execute: in_process, "
+                    "multiprocess or k8s")
 
     @property
     def evaluate_window(self) -> Window:
@@ -1277,8 +1287,17 @@ def load_jurisdiction(name_or_path: str) -> JurisdictionConfig:
 
 
 def load_run_config(path: Path) -> RunConfig:
-    """Load a run file; a relative ``extracts_folder`` is resolved against the file's folder."""
+    """Load a run file; a relative ``extracts_folder`` is resolved against the file's folder.
+
+    Raises ``ConfigError`` when the file holds a key that would carry a secret value, such as
+    ``app_token`` or ``webhook_url``: secrets come only from environment variables.
+    """
     content = read_yaml(path)
+    # Before validation, because pydantic's errors repeat the offending value, which would be the secret.
+    try:
+        reject_secret_values(content)
+    except ValueError as error:
+        raise ConfigError(f"invalid run file {path}: {error}") from None
     try:
         config = RunConfig(**content)
     except ValidationError as error:

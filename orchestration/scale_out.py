@@ -31,6 +31,8 @@ import dagster as dg
 
 from orchestration.assets.features import FeatureSummary, build_feature_window
 from orchestration.assets.scoring import ScoreSummary, publish_scores, score_to_staging
+from orchestration.executors import build_executor
+from orchestration.operations_config import ExecutorSettings
 from orchestration.partitions import check_window, hourly_partitions, partition_key
 from orchestration.resources import RiskcastResource
 
@@ -190,16 +192,29 @@ def publish_score_pieces(context: dg.OpExecutionContext, config: RangeConfig, ri
     return {"pieces": len(summaries), "rows": published}
 
 
-def build_backfill_jobs(tags: dict[str, str]) -> list[dg.JobDefinition]:
-    """The two fan-out jobs, on the multiprocess executor (``max_concurrent`` set in run config)."""
+def backfill_executor(settings: ExecutorSettings | None) -> dg.ExecutorDefinition:
+    """The fan-out jobs' executor: Kubernetes when the run file says ``k8s``, else multiprocess.
 
-    @dg.job(name=FEATURES_BACKFILL_JOB, executor_def=dg.multiprocess_executor, tags=tags,
+    The multiprocess executor is left unconfigured, so each run sets ``max_concurrent`` (the CLI's
+    ``--workers``, or the launchpad's ``execution`` config). Unlike other jobs, whose steps share the
+    warehouse file, these pieces only read it, so they may run side by side.
+    """
+    if settings is not None and settings.kind == "k8s":
+        return build_executor(settings)
+    return dg.multiprocess_executor
+
+
+def build_backfill_jobs(tags: dict[str, str], settings: ExecutorSettings | None = None) -> list[dg.JobDefinition]:
+    """The two fan-out jobs, on the executor of ``backfill_executor``."""
+    executor = backfill_executor(settings)
+
+    @dg.job(name=FEATURES_BACKFILL_JOB, executor_def=executor, tags=tags,
             description="Build hourly features for a partition range, split into day-aligned pieces that run "
                         "in parallel processes.")
     def features_backfill_job():
         summarize_feature_pieces(plan_feature_pieces().map(build_feature_piece).collect())
 
-    @dg.job(name=SCORES_BACKFILL_JOB, executor_def=dg.multiprocess_executor, tags=tags,
+    @dg.job(name=SCORES_BACKFILL_JOB, executor_def=executor, tags=tags,
             description="Score a range of issue hours in parallel processes, then publish every piece's scores "
                         "in one warehouse transaction.")
     def scores_backfill_job():
@@ -222,7 +237,11 @@ def backfill_run_config(first_partition: str, last_partition: str, workers: int,
 
 
 def standalone_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
-    """Just the backfill jobs and the resource they need: cheap to load in each step's process."""
+    """Just the backfill jobs and the resource they need: cheap to load in each step's process.
+
+    These are the jobs of ``riskcast backfill --workers``, which run on this machine, so they use the
+    multiprocess executor whatever the run file's ``executor`` block says.
+    """
     from orchestration.jurisdiction import load_jurisdiction, load_run_config
     from orchestration.schedules import WAREHOUSE_TAG
 

@@ -77,6 +77,7 @@ def raw_crime_incidents(context: dg.AssetExecutionContext, riskcast: RiskcastRes
         "rows_without_id": dg.MetadataValue.int(without_id),
         **time_range_metadata(extract.frame, jurisdiction),
         "watermark": dg.MetadataValue.text(watermark or "none"),
+        "last_watermark": dg.MetadataValue.text(watermark or "none"),
         **change_metadata(changes),
         "synthetic": dg.MetadataValue.bool(jurisdiction.synthetic),
     })
@@ -221,6 +222,7 @@ def ingest_socrata_crimes(context: dg.AssetExecutionContext, jurisdiction: Juris
         "rows_unchanged": dg.MetadataValue.int(counts.unchanged),
         "watermark_before": dg.MetadataValue.text(watermark_before or "none"),
         "watermark_after": dg.MetadataValue.text(watermark_after or "none"),
+        "last_watermark": dg.MetadataValue.text(watermark_after or "none"),
         "requests": dg.MetadataValue.int(len(pull.requests)),
         **time_range_metadata(pull.frame, jurisdiction),
         **change_metadata(counts.changes),

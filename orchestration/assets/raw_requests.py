@@ -213,6 +213,9 @@ def ingest_socrata_requests(context: dg.AssetExecutionContext, jurisdiction: Jur
         **summary.metadata(),
         "pulls": dg.MetadataValue.md(pulls_table(outcomes)),
         "watermarks": dg.MetadataValue.json({outcome.dataset: outcome.watermark_after for outcome in outcomes}),
+        # The newest watermark among the datasets; each dataset's own is in "watermarks".
+        "last_watermark": dg.MetadataValue.text(
+            max((outcome.watermark_after for outcome in outcomes if outcome.watermark_after), default="none")),
         "rows_pulled": dg.MetadataValue.int(sum(outcome.rows_received for outcome in outcomes)),
         "rows_new": dg.MetadataValue.int(sum(outcome.new for outcome in outcomes)),
         "rows_replaced": dg.MetadataValue.int(sum(outcome.replaced for outcome in outcomes)),

@@ -292,6 +292,8 @@ def weather_metadata(batch: WeatherBatch, merge_counts: WeatherMergeCounts | Non
         "rows_from_files_removed": dg.MetadataValue.int(merge_counts.removed_file_rows),
         "watermarks_before": dg.MetadataValue.json({station: mark for station, mark in watermarks_before.items()}),
         "watermarks_after": dg.MetadataValue.json(batch.watermarks),
+        # Station Local Standard Time, like the watermarks it is the newest of.
+        "last_watermark": dg.MetadataValue.text(max(batch.watermarks.values(), default="none")),
         "stations_not_pulled": dg.MetadataValue.json(batch.stations_not_pulled),
     }
 
