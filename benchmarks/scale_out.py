@@ -4,7 +4,7 @@ The city is the synthetic demo on a 28 x 28 grid (784 cells, about Chicago's 801
 crimes, 311 requests and weather from 2023-01-01 to 2023-05-31. After the warehouse job and one
 ensemble (10 nets, 3 epochs: training is not what is measured), the script times:
 
-- the features of 2023-02-04 to 2023-05-01 (86 days, 1,617,984 cell-hours) as one `features_job`
+- the features of 2023-02-04 to 2023-05-01 (86 days, 1,618,176 cell-hours) as one `features_job`
   range run in one process, then as `features_backfill_job` with 2 pieces in 2 processes;
 - the scores of 72 issue hours from 2023-04-01 (784 cells x 72 horizons x 3 targets per issue
   hour, 12,192,768 rows) as one `score_job` range run, then as `scores_backfill_job` with 2 workers;
@@ -41,7 +41,6 @@ from benchmarks.ingest_crimes import commit, record  # noqa: E402
 from ml.demo import write_demo_extracts  # noqa: E402
 from orchestration.cli import PARTITION_TAG, run_job  # noqa: E402
 from orchestration.definitions import (  # noqa: E402
-    CONFIG_VARIABLE,
     FEATURES_JOB,
     HOURLY_JOB,
     SCORE_JOB,
@@ -51,7 +50,6 @@ from orchestration.definitions import (  # noqa: E402
 )
 from orchestration.jurisdiction import JURISDICTIONS_DIR  # noqa: E402
 from orchestration.scale_out import FEATURES_BACKFILL_JOB, SCORES_BACKFILL_JOB, run_parallel_backfill  # noqa: E402
-from orchestration.settings import HOME_VARIABLE  # noqa: E402
 from orchestration.warehouse import connect  # noqa: E402
 
 GRID = 28
@@ -105,8 +103,6 @@ def scores_rows(warehouse: Path) -> int:
 def measure(folder: Path, workers: int) -> dict[str, float]:
     run_file = write_run_file(folder)
     home = folder / "home"
-    os.environ[CONFIG_VARIABLE] = str(run_file)
-    os.environ[HOME_VARIABLE] = str(home)
     (folder / "dagster").mkdir()
     definitions = build_definitions(run_file, home)
     figures: dict[str, float] = {}
@@ -120,9 +116,9 @@ def measure(folder: Path, workers: int) -> dict[str, float]:
 
         shutil.rmtree(home / "scaledemo" / "features")
         figures["features_parallel"] = timed(lambda: check(run_parallel_backfill(
-            FEATURES_BACKFILL_JOB, *FEATURES, workers, instance)))
+            FEATURES_BACKFILL_JOB, run_file, home, *FEATURES, workers, instance)))
         figures["scores_parallel"] = timed(lambda: check(run_parallel_backfill(
-            SCORES_BACKFILL_JOB, *SCORES, workers, instance)))
+            SCORES_BACKFILL_JOB, run_file, home, *SCORES, workers, instance)))
         figures["increment"] = timed(lambda: run_job(definitions, instance, HOURLY_JOB, {PARTITION_TAG: INCREMENT}))
     return figures
 

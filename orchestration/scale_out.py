@@ -100,8 +100,9 @@ def plan(context: dg.OpExecutionContext, config: RangeConfig, riskcast: Riskcast
     context.log.info(f"partitions {config.first_partition} to {config.last_partition}: {len(pieces)} pieces "
                      f"of {', '.join(str(int((piece_end - piece_start) / HOUR)) for piece_start, piece_end in pieces)}"
                      f" hours")
+    threads = max(1, (os.cpu_count() or 1) // len(pieces))
     for piece_start, piece_end in pieces:
-        yield dg.DynamicOutput((piece_start.isoformat(), piece_end.isoformat()),
+        yield dg.DynamicOutput((piece_start.isoformat(), piece_end.isoformat(), threads),
                                mapping_key=piece_start.strftime("h%Y%m%d%H"))
 
 
@@ -161,7 +162,7 @@ def score_feature_piece(context: dg.OpExecutionContext, riskcast: RiskcastResour
     staging = settings.staging_dir / f"scores_{context.run_id}" / start.strftime("%Y%m%d%H")
 
     summary = score_to_staging(settings, riskcast.run_config(), riskcast.jurisdiction(), start, end, staging,
-                               context.log)
+                               context.log, threads=piece[2])
 
     context.log.info(f"piece {partition_key(start)} to {partition_key(end - HOUR)} (pid {os.getpid()}): "
                      f"{summary.rows} scores staged in {len(summary.files)} files")
@@ -227,8 +228,11 @@ def backfill_run_config(first_partition: str, last_partition: str, workers: int,
     """Run config for one of the backfill jobs: the range, ``workers`` pieces and processes."""
     plan_op = "plan_feature_pieces" if job_name == FEATURES_BACKFILL_JOB else "plan_score_pieces"
     range_config = {"first_partition": first_partition, "last_partition": last_partition, "pieces": workers}
+    # A forkserver that has imported the step code starts each step in well under a second; a
+    # spawned process imports Dagster, polars and torch again, which takes seconds per step.
+    start_method = {"forkserver": {"preload_modules": ["orchestration.scale_out"]}}
     run_config: dict = {"ops": {plan_op: {"config": range_config}},
-                        "execution": {"config": {"max_concurrent": workers}},
+                        "execution": {"config": {"max_concurrent": workers, "start_method": start_method}},
                         # Dagster's console logger prints every event at DEBUG: one line per partition here.
                         "loggers": {"console": {"config": {"log_level": "INFO"}}}}
     if job_name == SCORES_BACKFILL_JOB:
@@ -252,30 +256,22 @@ def standalone_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
     )
 
 
-def environment_definitions() -> dg.Definitions:
-    from orchestration.definitions import settings_from_env
-
-    config, home = settings_from_env()
-    return standalone_definitions(config, home)
+def backfill_job(job_name: str, run_config_path: str, home: str) -> dg.JobDefinition:
+    """One fan-out job for a run file and home; the reconstructor that each step's process calls."""
+    return standalone_definitions(Path(run_config_path), Path(home)).resolve_job_def(job_name)
 
 
-def features_backfill_job() -> dg.JobDefinition:
-    """The features fan-out job of the run file in ``RISKCAST_CONFIG``; a target for ``dg.reconstructable``."""
-    return environment_definitions().resolve_job_def(FEATURES_BACKFILL_JOB)
+def run_parallel_backfill(job_name: str, run_config_path: Path, home: Path, first_partition: str,
+                          last_partition: str, workers: int, instance: dg.DagsterInstance) -> dg.JobExecutionResult:
+    """Execute one backfill job of the run file in ``workers`` processes.
 
-
-def scores_backfill_job() -> dg.JobDefinition:
-    """The scoring fan-out job of the run file in ``RISKCAST_CONFIG``; a target for ``dg.reconstructable``."""
-    return environment_definitions().resolve_job_def(SCORES_BACKFILL_JOB)
-
-
-def run_parallel_backfill(job_name: str, first_partition: str, last_partition: str, workers: int,
-                          instance: dg.DagsterInstance) -> dg.JobExecutionResult:
-    """Execute one backfill job in ``workers`` processes; ``RISKCAST_CONFIG`` and ``RISKCAST_HOME`` must be set.
-
-    The multiprocess executor starts a fresh process for each step, which loads the job again from
-    this module, so the instance must be persistent (not ``DagsterInstance.ephemeral()``).
+    The multiprocess executor starts a process for each step, which rebuilds the job from
+    ``backfill_job`` with the run file and home passed here (not from environment variables,
+    which a forkserver started earlier would not see). The instance must be persistent, not
+    ``DagsterInstance.ephemeral()``.
     """
-    target = features_backfill_job if job_name == FEATURES_BACKFILL_JOB else scores_backfill_job
-    return dg.execute_job(dg.reconstructable(target), instance=instance,
+    job = dg.build_reconstructable_job("orchestration.scale_out", "backfill_job",
+                                       reconstructable_args=(job_name, str(run_config_path.resolve()),
+                                                             str(home.resolve())))
+    return dg.execute_job(job, instance=instance,
                           run_config=backfill_run_config(first_partition, last_partition, workers, job_name))

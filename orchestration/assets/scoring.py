@@ -15,7 +15,7 @@ and ``publish_scores`` swaps them in with one short write transaction.
 
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -181,15 +181,29 @@ def migrate_risk_scores(connection: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 class ModelCache:
-    """Fitted ensembles loaded once per run, by model id."""
+    """Fitted ensembles loaded once per run, by model id, optionally limited to ``threads`` threads each."""
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int | None = None) -> None:
         self.loaded: dict[str, RiskEnsemble] = {}
+        self.threads = threads
 
     def get(self, span: ModelSpan) -> RiskEnsemble:
         if span.model_id not in self.loaded:
-            self.loaded[span.model_id] = RiskEnsemble.load(span.path)
+            ensemble = RiskEnsemble.load(span.path)
+            if self.threads is not None:
+                limit_threads(ensemble, self.threads)
+            self.loaded[span.model_id] = ensemble
         return self.loaded[span.model_id]
+
+
+def limit_threads(ensemble: RiskEnsemble, threads: int) -> None:
+    """Make the nets and LightGBM members of ``ensemble`` predict with ``threads`` threads.
+
+    Processes that score side by side would otherwise each start one thread per core.
+    """
+    ensemble.config = replace(ensemble.config, num_threads=threads)
+    for member in ensemble.lightgbm_members:
+        member.num_threads = threads
 
 
 def score_piece(cutoff_rows: pl.DataFrame, spans: list[ModelSpan], models: ModelCache,
@@ -266,11 +280,13 @@ def scoring_spans(settings: RiskcastSettings, run: RunConfig, jurisdiction: Juri
 
 
 def score_to_staging(settings: RiskcastSettings, run: RunConfig, jurisdiction: JurisdictionConfig,
-                     start: datetime, end: datetime, staging: Path, log: Log) -> ScoreSummary:
+                     start: datetime, end: datetime, staging: Path, log: Log,
+                     threads: int | None = None) -> ScoreSummary:
     """Score issue hours ``[start, end)`` into Parquet files under ``staging``; the warehouse is only read.
 
     Nothing is visible to readers until ``publish_scores`` commits the files, so several processes
     can score disjoint ranges at once while none of them holds the warehouse's write lock.
+    ``threads`` caps each model's prediction threads (default: the ensemble's ``num_threads``).
     """
     targets, spans = scoring_spans(settings, run, jurisdiction, start, end)
     for span in spans:
@@ -281,7 +297,7 @@ def score_to_staging(settings: RiskcastSettings, run: RunConfig, jurisdiction: J
 
     staging.mkdir(parents=True, exist_ok=True)
     summary = ScoreSummary(targets=targets, spans=spans, files=[])
-    models = ModelCache()
+    models = ModelCache(threads)
     for piece_start, piece_end in chunks(start, end, CHUNK):
         cutoff_rows = read_window(settings.features_dir, piece_start, piece_end, n_cells)
         for index, scored in enumerate(score_piece(cutoff_rows, spans, models, run.horizon_hours, jurisdiction)):

@@ -18,14 +18,13 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from ml.feature_store import day_file
-from orchestration.definitions import CONFIG_VARIABLE, build_definitions
+from orchestration.definitions import build_definitions
 from orchestration.scale_out import (
     FEATURES_BACKFILL_JOB,
     SCORES_BACKFILL_JOB,
     hour_keys,
     run_parallel_backfill,
 )
-from orchestration.settings import HOME_VARIABLE
 from orchestration.warehouse import connect
 
 FEATURE_START = datetime(2023, 3, 25, tzinfo=timezone.utc)
@@ -63,8 +62,7 @@ def step_keys(result: dg.JobExecutionResult, prefix: str) -> set[str]:
             if event.is_step_success and event.step_key and event.step_key.startswith(prefix)}
 
 
-def test_parallel_backfills_match_one_process(copied_run: tuple[Path, Path], tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parallel_backfills_match_one_process(copied_run: tuple[Path, Path], tmp_path: Path) -> None:
     run_file, home = copied_run
     features = home / "smalldemo" / "features"
     warehouse = home / "smalldemo" / "warehouse.duckdb"
@@ -77,11 +75,9 @@ def test_parallel_backfills_match_one_process(copied_run: tuple[Path, Path], tmp
     with connect(warehouse) as connection:
         connection.execute("DELETE FROM main.risk_scores WHERE issued_at >= ? AND issued_at < ?",
                            [SCORE_START.replace(tzinfo=None), SCORE_END.replace(tzinfo=None)])
-    monkeypatch.setenv(CONFIG_VARIABLE, str(run_file))
-    monkeypatch.setenv(HOME_VARIABLE, str(home))
 
     with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
-        built = run_parallel_backfill(FEATURES_BACKFILL_JOB, "2023-03-25-00:00", "2023-04-01-23:00", 2, instance)
+        built = run_parallel_backfill(FEATURES_BACKFILL_JOB, run_file, home, "2023-03-25-00:00", "2023-04-01-23:00", 2, instance)
         assert built.success, failures(built)
         assert len(step_keys(built, "build_feature_piece")) == 2
         for day, frame in reference_days.items():
@@ -89,7 +85,7 @@ def test_parallel_backfills_match_one_process(copied_run: tuple[Path, Path], tmp
         assert instance.get_materialized_partitions(dg.AssetKey("cell_hour_features")) == \
             set(hour_keys(FEATURE_START, FEATURE_END))
 
-        scored = run_parallel_backfill(SCORES_BACKFILL_JOB, "2023-04-01-00:00", "2023-04-01-23:00", 2, instance)
+        scored = run_parallel_backfill(SCORES_BACKFILL_JOB, run_file, home, "2023-04-01-00:00", "2023-04-01-23:00", 2, instance)
         assert scored.success, failures(scored)
         assert len(step_keys(scored, "score_feature_piece")) == 1  # a day is never split
         assert_frame_equal(read_scores(warehouse, SCORE_START, SCORE_END), reference_scores)
@@ -98,15 +94,12 @@ def test_parallel_backfills_match_one_process(copied_run: tuple[Path, Path], tmp
     assert not any((home / "smalldemo" / "staging").glob("scores_*"))
 
 
-def test_range_past_the_last_partition_fails_before_writing(copied_run: tuple[Path, Path], tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_inverted_range_fails_before_writing(copied_run: tuple[Path, Path], tmp_path: Path) -> None:
     run_file, home = copied_run
-    monkeypatch.setenv(CONFIG_VARIABLE, str(run_file))
-    monkeypatch.setenv(HOME_VARIABLE, str(home))
     before = read_scores(home / "smalldemo" / "warehouse.duckdb", SCORE_START, SCORE_END)
 
     with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
-        result = run_parallel_backfill(SCORES_BACKFILL_JOB, "2023-04-01-05:00", "2023-04-01-01:00", 2, instance)
+        result = run_parallel_backfill(SCORES_BACKFILL_JOB, run_file, home, "2023-04-01-05:00", "2023-04-01-01:00", 2, instance)
 
     assert not result.success
     failure = next(event for event in result.all_events if event.is_step_failure)
