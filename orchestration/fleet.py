@@ -14,9 +14,9 @@ starts at the earliest jurisdiction's first partition. A partition such as
 ``2017-07-01-05:00|chicago`` builds the features or the 72-hour scores of that hour for that city with
 the same functions as the single-city assets, so the outputs are identical.
 
-A backfill over many partitions runs one range per jurisdiction (``BackfillPolicy.single_run``
-keeps each run's hours contiguous), and the runs of different jurisdictions do not share a file,
-so a run queue or the multiprocess, celery or k8s executor can run them side by side.
+A backfill over many partitions runs one range per jurisdiction, because ``BackfillPolicy.single_run``
+keeps each run's hours contiguous. The runs of different jurisdictions share no file, so a run
+queue or the multiprocess, celery or k8s executor can run them side by side.
 
 Load it with ``RISKCAST_FLEET=fleet.yaml dagster dev -m orchestration.fleet``.
 """
@@ -90,7 +90,7 @@ def fleet_window(context: dg.AssetExecutionContext) -> tuple[str, datetime, date
     """Return the jurisdiction and the UTC ``[start, end)`` hours of the partitions of this run.
 
     A run covers one jurisdiction and a contiguous range of its hours; a range across two
-    jurisdictions is refused, since their warehouses are different files.
+    jurisdictions is rejected, because their warehouses are different files.
     """
     key_range = context.partition_key_range
     partitions_def = context.assets_def.partitions_def

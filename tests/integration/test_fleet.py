@@ -71,7 +71,7 @@ def failures(result: dg.ExecuteInProcessResult) -> list[str]:
     return [str(event.event_specific_data.error) for event in result.all_events if event.is_step_failure]
 
 
-def test_each_partition_writes_its_own_jurisdiction(fleet: tuple[Path, Path]) -> None:
+def test_fleet_partition_writes_own_city(fleet: tuple[Path, Path]) -> None:
     fleet_file, home = fleet
     a, b = home / "smalldemo", home / "smalldemo_b"
     reference_days = {day: pl.read_parquet(day_file(a / "features", day))
@@ -99,7 +99,7 @@ def test_each_partition_writes_its_own_jurisdiction(fleet: tuple[Path, Path]) ->
     assert {str(key).split("|")[1] for key in materialized} == {"smalldemo_b"}
 
 
-def test_a_range_across_two_jurisdictions_is_refused(fleet: tuple[Path, Path]) -> None:
+def test_fleet_range_across_cities_rejected(fleet: tuple[Path, Path]) -> None:
     fleet_file, home = fleet
     definitions = build_fleet_definitions(fleet_file, home)
 
@@ -111,7 +111,7 @@ def test_a_range_across_two_jurisdictions_is_refused(fleet: tuple[Path, Path]) -
     assert "spans two jurisdictions" in str(failure.event_specific_data.error)
 
 
-def test_partitions_are_jurisdiction_by_hour(fleet: tuple[Path, Path]) -> None:
+def test_fleet_partitions_city_by_hour(fleet: tuple[Path, Path]) -> None:
     fleet_file, home = fleet
     definitions = build_fleet_definitions(fleet_file, home)
 
@@ -123,7 +123,7 @@ def test_partitions_are_jurisdiction_by_hour(fleet: tuple[Path, Path]) -> None:
     assert sorted(load_fleet(fleet_file)) == ["smalldemo", "smalldemo_b"]
 
 
-def test_one_jurisdiction_twice_is_refused(fleet: tuple[Path, Path], tmp_path: Path) -> None:
+def test_fleet_duplicate_city_rejected(fleet: tuple[Path, Path], tmp_path: Path) -> None:
     fleet_file, _ = fleet
     run_files = yaml.safe_load(fleet_file.read_text(encoding="utf-8"))["run_files"]
     twice = tmp_path / "fleet.yaml"

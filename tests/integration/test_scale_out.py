@@ -62,7 +62,7 @@ def step_keys(result: dg.JobExecutionResult, prefix: str) -> set[str]:
             if event.is_step_success and event.step_key and event.step_key.startswith(prefix)}
 
 
-def test_parallel_backfills_match_one_process(copied_run: tuple[Path, Path], tmp_path: Path) -> None:
+def test_backfill_jobs_match_one_process(copied_run: tuple[Path, Path], tmp_path: Path) -> None:
     run_file, home = copied_run
     features = home / "smalldemo" / "features"
     warehouse = home / "smalldemo" / "warehouse.duckdb"
@@ -94,7 +94,7 @@ def test_parallel_backfills_match_one_process(copied_run: tuple[Path, Path], tmp
     assert not any((home / "smalldemo" / "staging").glob("scores_*"))
 
 
-def test_an_inverted_range_fails_before_writing(copied_run: tuple[Path, Path], tmp_path: Path) -> None:
+def test_backfill_inverted_range_fails(copied_run: tuple[Path, Path], tmp_path: Path) -> None:
     run_file, home = copied_run
     before = read_scores(home / "smalldemo" / "warehouse.duckdb", SCORE_START, SCORE_END)
 
@@ -107,7 +107,7 @@ def test_an_inverted_range_fails_before_writing(copied_run: tuple[Path, Path], t
     assert_frame_equal(read_scores(home / "smalldemo" / "warehouse.duckdb", SCORE_START, SCORE_END), before)
 
 
-def test_definitions_list_the_backfill_jobs(copied_run: tuple[Path, Path]) -> None:
+def test_definitions_list_backfill_jobs(copied_run: tuple[Path, Path]) -> None:
     run_file, home = copied_run
     definitions = build_definitions(run_file, home)
 

@@ -9,7 +9,7 @@ from orchestration.scale_out import backfill_run_config, hour_keys, parse_key, s
 UTC = timezone.utc
 
 
-def test_a_week_in_two_pieces_splits_at_the_nearest_midnight() -> None:
+def test_split_week_at_nearest_midnight() -> None:
     start = datetime(2023, 3, 25, tzinfo=UTC)
 
     pieces = split_at_midnights(start, start + timedelta(days=7), 2)
@@ -18,7 +18,7 @@ def test_a_week_in_two_pieces_splits_at_the_nearest_midnight() -> None:
                                                                    datetime(2023, 4, 1, tzinfo=UTC))]
 
 
-def test_pieces_cover_the_range_without_gaps_or_overlaps() -> None:
+def test_split_pieces_cover_range_exactly() -> None:
     start = datetime(2017, 1, 1, 5, tzinfo=UTC)
     end = datetime(2017, 12, 31, 19, tzinfo=UTC)
 
@@ -30,13 +30,13 @@ def test_pieces_cover_the_range_without_gaps_or_overlaps() -> None:
     assert all(piece_start.hour == 0 for piece_start, _ in pieces[1:])
 
 
-def test_less_than_a_day_is_one_piece() -> None:
+def test_split_short_range_one_piece() -> None:
     start = datetime(2023, 4, 1, 3, tzinfo=UTC)
 
     assert split_at_midnights(start, start + timedelta(hours=20), 4) == [(start, start + timedelta(hours=20))]
 
 
-def test_more_pieces_than_days_gives_one_piece_per_day() -> None:
+def test_split_more_pieces_than_days() -> None:
     start = datetime(2023, 4, 1, tzinfo=UTC)
 
     pieces = split_at_midnights(start, start + timedelta(days=3), 10)
@@ -44,23 +44,23 @@ def test_more_pieces_than_days_gives_one_piece_per_day() -> None:
     assert [piece_start.day for piece_start, _ in pieces] == [1, 2, 3]
 
 
-def test_zero_pieces_is_refused() -> None:
+def test_split_zero_pieces_rejected() -> None:
     with pytest.raises(ValueError, match="pieces is 0"):
         split_at_midnights(datetime(2023, 4, 1, tzinfo=UTC), datetime(2023, 4, 2, tzinfo=UTC), 0)
 
 
-def test_partition_keys_round_trip() -> None:
+def test_hour_keys_round_trip() -> None:
     keys = hour_keys(parse_key("2023-03-12-06:00"), parse_key("2023-03-12-09:00"))
 
     assert keys == ["2023-03-12-06:00", "2023-03-12-07:00", "2023-03-12-08:00"]
 
 
-def test_a_date_is_not_a_partition_key() -> None:
+def test_parse_key_rejects_date() -> None:
     with pytest.raises(ValueError, match="'2023-03-12' is not an hourly key"):
         parse_key("2023-03-12")
 
 
-def test_run_config_sets_pieces_and_processes() -> None:
+def test_run_config_pieces_and_processes() -> None:
     config = backfill_run_config("2023-04-01-00:00", "2023-04-07-23:00", 3, "scores_backfill_job")
 
     assert config["execution"]["config"]["max_concurrent"] == 3
