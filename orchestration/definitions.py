@@ -35,6 +35,7 @@ from orchestration.assets.evaluation import evaluation_metrics
 from orchestration.assets.features import build_features_asset
 from orchestration.assets.models import build_training_asset
 from orchestration.assets.raw import raw_crime_incidents, raw_offense_codes
+from orchestration.assets.raw_forecasts import ARCHIVE_FOLDER, raw_weather_forecasts
 from orchestration.assets.raw_geography import raw_boundaries, raw_cells, raw_demographics
 from orchestration.assets.raw_requests import raw_service_requests
 from orchestration.assets.raw_weather import raw_weather_observations
@@ -48,6 +49,7 @@ from orchestration.jurisdiction import (
     JurisdictionConfig,
     RunConfig,
     check_crime_source,
+    check_forecast_source,
     check_weather_source,
     default_run_config_path,
     load_jurisdiction,
@@ -73,6 +75,7 @@ from orchestration.settings import HOME_VARIABLE, RiskcastSettings
 from orchestration.sources.boundaries import BoundarySource, LocalBoundarySource, SocrataBoundarySource
 from orchestration.sources.crimes import CrimeSource, LocalCrimeSource, SocrataCrimeSource
 from orchestration.sources.demographics import LocalDemographicsSource
+from orchestration.sources.forecasts import ForecastSource, LocalForecastSource, NwsForecastSource
 from orchestration.sources.service_requests import check_requests_source, requests_source
 from orchestration.sources.weather import LocalWeatherSource, NoaaLcdWeatherSource, WeatherSource
 
@@ -97,6 +100,7 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
     check_crime_source(run, jurisdiction)
     check_requests_source(run, jurisdiction)
     check_weather_source(run, jurisdiction)
+    check_forecast_source(run, jurisdiction)
     settings = RiskcastSettings(home=home, jurisdiction=jurisdiction.name)
     partitions = hourly_partitions(jurisdiction)
     refresh = refresh_partitions(run, jurisdiction)
@@ -150,7 +154,8 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
     jobs += [hourly_job, refresh_job, nightly_job, *build_backfill_jobs(tags, run.executor)]
     freshness_checks = build_last_update_checks(run.freshness)
     return dg.Definitions(
-        assets=[raw_crime_incidents, raw_offense_codes, raw_weather_observations, raw_service_requests,
+        assets=[raw_crime_incidents, raw_offense_codes, raw_weather_observations, raw_weather_forecasts,
+                raw_service_requests,
                 raw_boundaries, raw_cells, raw_demographics,
                 warehouse, data_input_audit_report, features, risk_ensemble, scores, evaluation_metrics,
                 backtest_predictions, backtest_metrics, model_metrics_report, *BIAS_ASSETS,
@@ -167,6 +172,7 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
             "crime_source": crime_source(run.source, extracts, generate_demo=run.extracts_folder is None),
             "requests_source": requests_source(run.source, extracts, generate_demo=run.extracts_folder is None),
             "weather_source": weather_source(run, extracts),
+            "forecast_source": forecast_source(run, extracts),
             "boundary_source": boundary_source(run.boundaries_source, extracts,
                                                generate_demo=run.extracts_folder is None),
             "demographics_source": LocalDemographicsSource(folder=str(extracts),
@@ -199,6 +205,16 @@ def weather_source(run: RunConfig, extracts: Path) -> WeatherSource:
     if run.weather_source == "noaa":
         return NoaaLcdWeatherSource()
     return LocalWeatherSource(folder=str(extracts), generate_demo=run.extracts_folder is None)
+
+
+def forecast_source(run: RunConfig, extracts: Path) -> ForecastSource:
+    """Return the resource that reads the run's forecasts: the NWS API, else the archive folder.
+
+    With ``forecast_source: none`` the asset reads nothing, so the archive resource is only a placeholder.
+    """
+    if run.forecast_source == "nws":
+        return NwsForecastSource()
+    return LocalForecastSource(folder=str(extracts / ARCHIVE_FOLDER))
 
 
 def boundary_source(source: str, extracts: Path, generate_demo: bool) -> BoundarySource:

@@ -278,6 +278,58 @@ class WeatherSourceConfig(BaseModel):
         return {spelling: station.id for station in self.stations for spelling in station.spellings()}
 
 
+class ForecastPointConfig(BaseModel):
+    """The point whose hourly forecast is fetched, in decimal degrees (WGS 84)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+
+
+class ForecastApiConfig(BaseModel):
+    """The US National Weather Service API, for runs that fetch forecasts live."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str = Field(default="https://api.weather.gov", description="API root")
+    user_agent: str = Field(
+        default="Riskcast/0.1 (weather forecast archive)", min_length=1,
+        description="User-Agent header; NWS requires one that names the application")
+    contact: str | None = Field(
+        default=None, description="e-mail address or URL that NWS can reach, added to the User-Agent")
+    timeout_seconds: float = Field(default=30.0, gt=0, description="per socket operation")
+    max_retries: int = Field(default=5, ge=0)
+    backoff_seconds: float = Field(default=2.0, ge=0, description="first wait; doubles per retry")
+    max_backoff_seconds: float = Field(default=60.0, ge=0,
+                                       description="maximum wait between retries, Retry-After included")
+    expected_hours: int = Field(
+        default=156, ge=1,
+        description="hours a full hourly forecast covers; fewer rows count as missing hours")
+
+    @model_validator(mode="after")
+    def check_backoff(self) -> "ForecastApiConfig":
+        if self.max_backoff_seconds < self.backoff_seconds:
+            raise ValueError(f"forecast.api.max_backoff_seconds ({self.max_backoff_seconds}) is below "
+                             f"backoff_seconds ({self.backoff_seconds}). Raise max_backoff_seconds or "
+                             f"lower backoff_seconds")
+        return self
+
+    def user_agent_header(self) -> str:
+        if self.contact is None:
+            return self.user_agent
+        return f"{self.user_agent} ({self.contact})"
+
+
+class ForecastConfig(BaseModel):
+    """The point of the hourly weather forecast and the API that serves it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    point: ForecastPointConfig
+    api: ForecastApiConfig = Field(default_factory=ForecastApiConfig)
+
+
 # 311 service requests. Every dataset's columns are renamed to these canonical fields. The
 # address, description and every other free-text column of a 311 export are never kept.
 REQUIRED_REQUEST_FIELDS = ("id", "created_on", "latitude", "longitude")
@@ -893,6 +945,8 @@ class JurisdictionConfig(BaseModel):
         description="offense code -> meaning. Codes are matched after trimming and upper-casing; a "
                     "code not listed stages as category 'unknown' and the audit counts it")
     weather: WeatherSourceConfig | None = None
+    forecast: ForecastConfig | None = Field(
+        default=None, description="hourly weather forecast point and API; optional")
     service_requests: list[ServiceRequestSourceConfig] = []
     cells: CellSourceConfig
     boundaries: BoundariesConfig = BoundariesConfig()
@@ -1147,6 +1201,10 @@ class RunConfig(BaseModel):
         default="extracts",
         description="where weather comes from: the files under extracts_folder, or the "
                     "jurisdiction's weather.api service (pulled incrementally)")
+    forecast_source: Literal["none", "archive", "nws"] = Field(
+        default="none",
+        description="where weather forecasts come from: nowhere, the archived forecasts under "
+                    "extracts_folder/forecasts, or the jurisdiction's forecast block (the NWS API)")
     boundaries_source: Literal["extracts", "socrata"] = Field(
         default="extracts",
         description="where boundary layers come from: the GeoJSON files under extracts_folder, or "
@@ -1337,6 +1395,16 @@ def check_weather_source(run: RunConfig, jurisdiction: JurisdictionConfig) -> No
             f"the run file sets weather_source: noaa, but jurisdiction {jurisdiction.name!r} has no "
             f"weather.api block. Add weather.api (layout, start_date) to the jurisdiction file, or "
             f"set weather_source: extracts"
+        )
+
+
+def check_forecast_source(run: RunConfig, jurisdiction: JurisdictionConfig) -> None:
+    """Raise ``ConfigError`` when the run fetches forecasts live but the jurisdiction has no point."""
+    if run.forecast_source == "nws" and jurisdiction.forecast is None:
+        raise ConfigError(
+            f"the run file sets forecast_source: nws, but jurisdiction {jurisdiction.name!r} has no "
+            f"forecast block. Add forecast.point (latitude, longitude) to the jurisdiction file, or "
+            f"set forecast_source: archive or none"
         )
 
 
