@@ -51,6 +51,7 @@ from orchestration.runner import (  # noqa: F401 (re-exported: tests and noteboo
     RunContext,
     backfill_range,
     backtest_steps,
+    parallel_backfill_range,
     prepare_run,
     print_progress,
     range_tags,
@@ -442,9 +443,12 @@ def backtest(context: click.Context, config_path: Path) -> None:
               help="end of the range (excluded), in the same form; a time inside an hour includes that hour")
 @config_option
 @click.option("--no-score", is_flag=True, help="build the features only")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="processes: with 2 or more, each job runs as a fan-out job that splits the range at UTC "
+                   "midnights and builds the pieces in parallel on Dagster's multiprocess executor")
 @click.pass_context
 def backfill(context: click.Context, start_text: str, end_text: str, config_path: Path | None,
-             no_score: bool) -> None:
+             no_score: bool, workers: int) -> None:
     config = config_or_default(config_path)
     _, jurisdiction = load_config(config)
     start, end = read_range(start_text, end_text, jurisdiction)
@@ -453,7 +457,10 @@ def backfill(context: click.Context, start_text: str, end_text: str, config_path
 
     try:
         with dg.DagsterInstance.get() as instance:
-            backfill_range(run_context.definitions, instance, start, end, score=not no_score)
+            if workers > 1:
+                parallel_backfill_range(run_context, instance, start, end, workers, score=not no_score)
+            else:
+                backfill_range(run_context.definitions, instance, start, end, score=not no_score)
     except JobFailedError as error:
         raise CliError(str(error)) from None
 

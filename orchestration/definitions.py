@@ -6,6 +6,7 @@ location, not at import time.
 
 Besides the six jobs of the main job, three jobs chain them for the schedules
 (``orchestration.schedules``): the hourly increment, the model refresh and the nightly evaluation.
+Two more run a features or scoring backfill in parallel processes (``orchestration.scale_out``).
 The run file's ``freshness`` block sets the thresholds of the freshness checks
 (``orchestration.freshness``), and its ``executor`` block the executor of runs launched from the
 UI or daemon (``orchestration.executors``).
@@ -62,6 +63,7 @@ from orchestration.partitions import (
 )
 from orchestration.notifications import notification_resource
 from orchestration.resources import RiskcastResource
+from orchestration.scale_out import build_backfill_jobs
 from orchestration.schedules import WAREHOUSE_TAG, build_schedules
 from orchestration.sensors import (
     build_extracts_sensor,
@@ -149,7 +151,7 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
         NIGHTLY_JOB, selection=evaluate_selection | release_selection, tags=tags,
         description="Evaluate and backtest the published scores, audit them for bias and write the reports, "
                     "then apply the bias release gate.")
-    jobs += [hourly_job, refresh_job, nightly_job]
+    jobs += [hourly_job, refresh_job, nightly_job, *build_backfill_jobs(tags, run.executor)]
     freshness_checks = build_last_update_checks(run.freshness)
     return dg.Definitions(
         assets=[raw_crime_incidents, raw_offense_codes, raw_weather_observations, raw_weather_forecasts,

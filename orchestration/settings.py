@@ -45,6 +45,11 @@ class RiskcastSettings:
         return self.root / "features"
 
     @property
+    def staging_dir(self) -> Path:
+        """Scratch folder for outputs computed before they are committed to the warehouse."""
+        return self.root / "staging"
+
+    @property
     def models_dir(self) -> Path:
         return self.root / "models"
 

@@ -6,6 +6,8 @@ it runs as one run, one run per hour or chunks.
 """
 
 
+import logging
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import dagster as dg
@@ -26,9 +28,11 @@ from orchestration.assets.audits import AUDITED_INPUTS
 from orchestration.jurisdiction import JurisdictionConfig
 from orchestration.partitions import chunks, run_window
 from orchestration.resources import RiskcastResource
+from orchestration.settings import RiskcastSettings
 from orchestration.warehouse import connect
 
 CHUNK = timedelta(days=31)
+Log = logging.Logger | logging.LoggerAdapter
 
 
 def feature_layout(jurisdiction: JurisdictionConfig) -> FeatureLayout:
@@ -94,6 +98,67 @@ def read_inputs(connection, layout: FeatureLayout, cells: pl.DataFrame, neighbou
     )
 
 
+@dataclass
+class FeatureSummary:
+    """Counts of the feature rows a window produced, for the asset's metadata."""
+
+    cells: int = 0
+    rows: int = 0
+    weather_missing: int = 0
+    positives: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: "FeatureSummary") -> None:
+        self.cells = max(self.cells, other.cells)
+        self.rows += other.rows
+        self.weather_missing += other.weather_missing
+        for target, count in other.positives.items():
+            self.positives[target] = self.positives.get(target, 0) + count
+
+    def metadata(self, layout: FeatureLayout, settings: RiskcastSettings, start: datetime,
+                 end: datetime) -> dict[str, dg.MetadataValue]:
+        rows = self.rows
+        return {
+            "dagster/row_count": dg.MetadataValue.int(rows),
+            "cells": dg.MetadataValue.int(self.cells),
+            "columns": dg.MetadataValue.int(len(panel_schema(layout))),
+            "window_start": dg.MetadataValue.text(start.isoformat()),
+            "window_end": dg.MetadataValue.text(end.isoformat()),
+            "temperature_missing_share": dg.MetadataValue.float(self.weather_missing / rows if rows else 0.0),
+            "positive_cell_hour_share": dg.MetadataValue.json(
+                {target: count / rows if rows else 0.0 for target, count in self.positives.items()}),
+            "path": dg.MetadataValue.path(str(settings.features_dir)),
+        }
+
+
+def build_feature_window(settings: RiskcastSettings, jurisdiction: JurisdictionConfig, start: datetime,
+                         end: datetime, log: Log) -> FeatureSummary:
+    """Build and write the features of the hours ``[start, end)``, a month at a time.
+
+    The warehouse is opened read-only, and each day file is replaced by a rename, so processes
+    that build windows covering different days can run at the same time.
+    """
+    layout = feature_layout(jurisdiction)
+    summary = FeatureSummary(positives={target: 0 for target in layout.targets})
+    with connect(settings.warehouse_path, read_only=True) as connection:
+        cells = read_cells(connection)
+        neighbours = read_neighbours(connection)
+        summary.cells = cells.height
+        for piece_start, piece_end in chunks(start, end, CHUNK):
+            inputs = read_inputs(connection, layout, cells, neighbours, piece_start, piece_end)
+            frame = build_cell_hour_features(
+                inputs, layout, piece_start, piece_end, jurisdiction.time_zone,
+                jurisdiction.holiday_country, jurisdiction.holiday_subdivision)
+            write_window(settings.features_dir, frame, piece_start, piece_end)
+
+            summary.rows += frame.height
+            summary.weather_missing += int(frame["temperature_f_missing"].sum())
+            for target in layout.targets:
+                summary.positives[target] += int((frame[label_column(target)] > 0).sum())
+            log.info(f"features {piece_start.isoformat()} to {piece_end.isoformat()}: "
+                     f"{frame.height} rows, {frame.width} columns for {cells.height} cells")
+    return summary
+
+
 def build_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         name="cell_hour_features",
@@ -112,40 +177,11 @@ def build_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
         start, end = run_window(context)
         jurisdiction = riskcast.jurisdiction()
         settings = riskcast.settings()
-        layout = feature_layout(jurisdiction)
 
-        rows = 0
-        weather_missing = 0
-        positives = {target: 0 for target in layout.targets}
-        with connect(settings.warehouse_path, read_only=True) as connection:
-            cells = read_cells(connection)
-            neighbours = read_neighbours(connection)
-            for piece_start, piece_end in chunks(start, end, CHUNK):
-                inputs = read_inputs(connection, layout, cells, neighbours, piece_start, piece_end)
-                frame = build_cell_hour_features(
-                    inputs, layout, piece_start, piece_end, jurisdiction.time_zone,
-                    jurisdiction.holiday_country, jurisdiction.holiday_subdivision)
-                write_window(settings.features_dir, frame, piece_start, piece_end)
-
-                rows += frame.height
-                weather_missing += int(frame["temperature_f_missing"].sum())
-                for target in layout.targets:
-                    positives[target] += int((frame[label_column(target)] > 0).sum())
-                context.log.info(f"features {piece_start.isoformat()} to {piece_end.isoformat()}: "
-                                 f"{frame.height} rows, {frame.width} columns for {cells.height} cells")
+        summary = build_feature_window(settings, jurisdiction, start, end, context.log)
 
         context.log.info(f"partitions {context.partition_key_range.start} to "
-                         f"{context.partition_key_range.end}: {rows} feature rows written")
-        return dg.MaterializeResult(metadata={
-            "dagster/row_count": dg.MetadataValue.int(rows),
-            "cells": dg.MetadataValue.int(cells.height),
-            "columns": dg.MetadataValue.int(len(panel_schema(layout))),
-            "window_start": dg.MetadataValue.text(start.isoformat()),
-            "window_end": dg.MetadataValue.text(end.isoformat()),
-            "temperature_missing_share": dg.MetadataValue.float(weather_missing / rows if rows else 0.0),
-            "positive_cell_hour_share": dg.MetadataValue.json(
-                {target: count / rows if rows else 0.0 for target, count in positives.items()}),
-            "path": dg.MetadataValue.path(str(settings.features_dir)),
-        })
+                         f"{context.partition_key_range.end}: {summary.rows} feature rows written")
+        return dg.MaterializeResult(metadata=summary.metadata(feature_layout(jurisdiction), settings, start, end))
 
     return cell_hour_features

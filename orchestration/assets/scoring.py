@@ -6,10 +6,16 @@ ensemble of that target whose training window ended at or before ``c``. A range 
 refresh boundary therefore switches model at the boundary, and a model trained after ``c`` never
 scores ``c``. Rows go to the warehouse table ``main.risk_scores``; a run replaces the rows of the issue
 hours and targets it scores, so reruns never duplicate.
+
+Scoring is split in two steps so that ranges can be scored in parallel processes
+(``orchestration.scale_out``): ``score_to_staging`` only reads the warehouse and writes Parquet files,
+and ``publish_scores`` swaps them in with one short write transaction.
 """
 
 
-from dataclasses import dataclass
+import logging
+import shutil
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -22,13 +28,15 @@ from ml.ensemble import RiskEnsemble
 from ml.feature_store import read_window
 from ml.model_data import build_scoring_frame
 from orchestration.assets.models import LEGACY_TARGET, migrate_registry, table_columns
-from orchestration.jurisdiction import run_targets
-from orchestration.partitions import chunks, run_window
+from orchestration.jurisdiction import JurisdictionConfig, RunConfig, run_targets
+from orchestration.partitions import chunks, partition_key, run_window
 from orchestration.resources import RiskcastResource
+from orchestration.settings import RiskcastSettings
 from orchestration.warehouse import connect
 
 CHUNK = timedelta(hours=24)
 HOUR = timedelta(hours=1)
+Log = logging.Logger | logging.LoggerAdapter
 
 RISK_SCORES_DDL = """
 CREATE TABLE IF NOT EXISTS main.risk_scores (
@@ -173,15 +181,29 @@ def migrate_risk_scores(connection: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 class ModelCache:
-    """Fitted ensembles loaded once per run, by model id."""
+    """Fitted ensembles loaded once per run, by model id, optionally limited to ``threads`` threads each."""
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int | None = None) -> None:
         self.loaded: dict[str, RiskEnsemble] = {}
+        self.threads = threads
 
     def get(self, span: ModelSpan) -> RiskEnsemble:
         if span.model_id not in self.loaded:
-            self.loaded[span.model_id] = RiskEnsemble.load(span.path)
+            ensemble = RiskEnsemble.load(span.path)
+            if self.threads is not None:
+                limit_threads(ensemble, self.threads)
+            self.loaded[span.model_id] = ensemble
         return self.loaded[span.model_id]
+
+
+def limit_threads(ensemble: RiskEnsemble, threads: int) -> None:
+    """Make the nets and LightGBM members of ``ensemble`` predict with ``threads`` threads.
+
+    Processes that score side by side would otherwise each start one thread per core.
+    """
+    ensemble.config = replace(ensemble.config, num_threads=threads)
+    for member in ensemble.lightgbm_members:
+        member.num_threads = threads
 
 
 def score_piece(cutoff_rows: pl.DataFrame, spans: list[ModelSpan], models: ModelCache,
@@ -216,6 +238,114 @@ def to_table(scored: pl.DataFrame) -> pl.DataFrame:
     ).select(SCORE_COLUMNS)
 
 
+@dataclass
+class ScoreSummary:
+    """What scoring a range of issue hours produced, before or after it is published."""
+
+    targets: list[str]
+    spans: list[ModelSpan]
+    files: list[Path]
+    rows: int = 0
+    risk_sum: float = 0.0
+    risk_max: float = 0.0
+
+    def add(self, other: "ScoreSummary") -> None:
+        self.files += other.files
+        self.rows += other.rows
+        self.risk_sum += other.risk_sum
+        self.risk_max = max(self.risk_max, other.risk_max)
+
+    def metadata(self, start: datetime, end: datetime) -> dict[str, dg.MetadataValue]:
+        return {
+            "dagster/row_count": dg.MetadataValue.int(self.rows),
+            "targets": dg.MetadataValue.json(self.targets),
+            "models": dg.MetadataValue.json([
+                {"target": span.target, "model_id": span.model_id, "issue_start": span.start.isoformat(),
+                 "issue_end": span.end.isoformat()} for span in self.spans]),
+            "issue_hours": dg.MetadataValue.int(int((end - start) / HOUR)),
+            "newest_issue_hour": dg.MetadataValue.text((end - HOUR).isoformat()),
+            "mean_risk": dg.MetadataValue.float(self.risk_sum / self.rows if self.rows else float("nan")),
+            "max_risk": dg.MetadataValue.float(self.risk_max),
+        }
+
+
+def scoring_spans(settings: RiskcastSettings, run: RunConfig, jurisdiction: JurisdictionConfig,
+                  start: datetime, end: datetime) -> tuple[list[str], list[ModelSpan]]:
+    """Return the run's targets and the model spans that score issue hours ``[start, end)``."""
+    targets = run_targets(run, jurisdiction)
+    released_only = run.release.score_with == "current"
+    spans = [span for target in targets
+             for span in model_spans(settings.warehouse_path, target, start, end, released_only)]
+    return targets, spans
+
+
+def score_to_staging(settings: RiskcastSettings, run: RunConfig, jurisdiction: JurisdictionConfig,
+                     start: datetime, end: datetime, staging: Path, log: Log,
+                     threads: int | None = None) -> ScoreSummary:
+    """Score issue hours ``[start, end)`` into Parquet files under ``staging``; the warehouse is only read.
+
+    Nothing is visible to readers until ``publish_scores`` commits the files, so several processes
+    can score disjoint ranges at once while none of them holds the warehouse's write lock.
+    ``threads`` caps each model's prediction threads (default: the ensemble's ``num_threads``).
+    """
+    targets, spans = scoring_spans(settings, run, jurisdiction, start, end)
+    for span in spans:
+        log.info(f"{span.target}: issue hours {span.start.isoformat()} to {span.end.isoformat()} "
+                 f"use {span.model_id} (train_end {span.train_end.isoformat()})")
+    with connect(settings.warehouse_path, read_only=True) as connection:
+        n_cells = connection.sql("SELECT count(*) FROM marts.dim_cells").fetchone()[0]
+
+    staging.mkdir(parents=True, exist_ok=True)
+    summary = ScoreSummary(targets=targets, spans=spans, files=[])
+    models = ModelCache(threads)
+    for piece_start, piece_end in chunks(start, end, CHUNK):
+        cutoff_rows = read_window(settings.features_dir, piece_start, piece_end, n_cells)
+        for index, scored in enumerate(score_piece(cutoff_rows, spans, models, run.horizon_hours, jurisdiction)):
+            table = to_table(scored)
+            path = staging / f"scores_{partition_key(piece_start).replace(':', '')}_{index}.parquet"
+            write_parquet_atomically(table, path)
+
+            summary.files.append(path)
+            summary.rows += table.height
+            summary.risk_sum += float(table["risk"].sum())
+            summary.risk_max = max(summary.risk_max, float(table["risk"].max()))
+        log.info(f"scored issue hours {piece_start.isoformat()} to {piece_end.isoformat()} "
+                 f"for {len(targets)} targets: {summary.rows} rows so far")
+    return summary
+
+
+def write_parquet_atomically(table: pl.DataFrame, path: Path) -> None:
+    """Write ``table`` beside ``path`` and rename it into place, so no reader sees half a file."""
+    temporary = path.with_suffix(".parquet.tmp")
+    table.write_parquet(temporary, compression="zstd", statistics=True)
+    temporary.replace(path)
+
+
+def publish_scores(warehouse: Path, files: list[Path], windows: list[tuple[datetime, datetime]],
+                   targets: list[str]) -> int:
+    """Replace the scores of ``targets`` for the issue hours of ``windows`` with the staged files.
+
+    One transaction deletes the old rows of every window and inserts the new ones, so a reader sees
+    either all the old scores or all the new ones. Returns the number of rows inserted.
+    """
+    with connect(warehouse) as connection:
+        migrate_registry(connection)
+        migrate_risk_scores(connection)
+        connection.execute("BEGIN TRANSACTION")
+        for start, end in windows:
+            connection.execute(
+                f"DELETE FROM main.risk_scores WHERE issued_at >= ? AND issued_at < ? "
+                f"AND target IN ({', '.join('?' for _ in targets)})", [naive(start), naive(end), *targets])
+        inserted = 0
+        if files:
+            inserted = connection.execute(
+                f"INSERT INTO main.risk_scores ({', '.join(SCORE_COLUMNS)}) "
+                f"SELECT {', '.join(SCORE_COLUMNS)} FROM read_parquet(?)", [[str(path) for path in files]]
+            ).fetchone()[0]
+        connection.execute("COMMIT")
+    return inserted
+
+
 def build_scoring_asset(partitions_def: dg.PartitionsDefinition,
                         model_mapping: dg.PartitionMapping) -> dg.AssetsDefinition:
     """Build ``risk_scores``; ``model_mapping`` maps an issue hour to the refresh partition it may use."""
@@ -231,60 +361,16 @@ def build_scoring_asset(partitions_def: dg.PartitionsDefinition,
     def risk_scores(context: dg.AssetExecutionContext, riskcast: RiskcastResource) -> dg.MaterializeResult:
         """Probability, relative risk and rank of each target per cell for each of the next 72 hours."""
         start, end = run_window(context)
-        run = riskcast.run_config()
-        jurisdiction = riskcast.jurisdiction()
         settings = riskcast.settings()
-        targets = run_targets(run, jurisdiction)
-        released_only = run.release.score_with == "current"
-        spans = [span for target in targets
-                 for span in model_spans(settings.warehouse_path, target, start, end, released_only)]
-        for span in spans:
-            context.log.info(f"{span.target}: issue hours {span.start.isoformat()} to {span.end.isoformat()} "
-                             f"use {span.model_id} (train_end {span.train_end.isoformat()})")
+        staging = settings.staging_dir / f"scores_{context.run_id}"
 
-        with connect(settings.warehouse_path, read_only=True) as connection:
-            n_cells = connection.sql("SELECT count(*) FROM marts.dim_cells").fetchone()[0]
-
-        models = ModelCache()
-        rows = 0
-        risk_sum = 0.0
-        risk_max = 0.0
-        with connect(settings.warehouse_path) as connection:
-            migrate_registry(connection)
-            migrated = migrate_risk_scores(connection)
-            if migrated:
-                context.log.info(f"migrated main.risk_scores: added columns {migrated}")
-            connection.execute("BEGIN TRANSACTION")
-            connection.execute(
-                f"DELETE FROM main.risk_scores WHERE issued_at >= ? AND issued_at < ? "
-                f"AND target IN ({', '.join('?' for _ in targets)})", [naive(start), naive(end), *targets])
-            for piece_start, piece_end in chunks(start, end, CHUNK):
-                cutoff_rows = read_window(settings.features_dir, piece_start, piece_end, n_cells)
-                for scored in score_piece(cutoff_rows, spans, models, run.horizon_hours, jurisdiction):
-                    table = to_table(scored)
-                    connection.register("incoming", table.to_arrow())
-                    connection.execute(f"INSERT INTO main.risk_scores ({', '.join(SCORE_COLUMNS)}) "
-                                       f"SELECT {', '.join(SCORE_COLUMNS)} FROM incoming")
-                    connection.unregister("incoming")
-                    rows += table.height
-                    risk_sum += float(table["risk"].sum())
-                    risk_max = max(risk_max, float(table["risk"].max()))
-                context.log.info(f"scored issue hours {piece_start.isoformat()} to {piece_end.isoformat()} "
-                                 f"for {len(targets)} targets: {rows} rows so far")
-            connection.execute("COMMIT")
+        summary = score_to_staging(settings, riskcast.run_config(), riskcast.jurisdiction(), start, end,
+                                   staging, context.log)
+        published = publish_scores(settings.warehouse_path, summary.files, [(start, end)], summary.targets)
+        shutil.rmtree(staging, ignore_errors=True)
 
         context.log.info(f"partitions {context.partition_key_range.start} to {context.partition_key_range.end}: "
-                         f"wrote {rows} risk scores for targets {targets}")
-        return dg.MaterializeResult(metadata={
-            "dagster/row_count": dg.MetadataValue.int(rows),
-            "targets": dg.MetadataValue.json(targets),
-            "models": dg.MetadataValue.json([
-                {"target": span.target, "model_id": span.model_id, "issue_start": span.start.isoformat(),
-                 "issue_end": span.end.isoformat()} for span in spans]),
-            "issue_hours": dg.MetadataValue.int(int((end - start) / HOUR)),
-            "newest_issue_hour": dg.MetadataValue.text((end - HOUR).isoformat()),
-            "mean_risk": dg.MetadataValue.float(risk_sum / rows if rows else float("nan")),
-            "max_risk": dg.MetadataValue.float(risk_max),
-        })
+                         f"wrote {published} risk scores for targets {summary.targets}")
+        return dg.MaterializeResult(metadata=summary.metadata(start, end))
 
     return risk_scores

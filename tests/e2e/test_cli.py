@@ -21,6 +21,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from polars.testing import assert_frame_equal
 
 from orchestration.warehouse import connect
 
@@ -100,15 +101,16 @@ def test_status_shows_demo_partitions(demo_home: DemoRun) -> None:
     lines = result.stdout.splitlines()
 
     assert result.returncode == 0, result.stderr[-3000:]
-    assert line_of(lines, " risk_scores ").endswith("latest partition 2023-09-03-23:00 (72 materialized)")
+    assert line_of(lines, "scoring     risk_scores ").endswith("latest partition 2023-09-03-23:00 (72 materialized)")
     # 2023-05-05 to 2023-09-04 is 122 days of hourly feature partitions.
-    assert line_of(lines, " cell_hour_features ").endswith("latest partition 2023-09-03-23:00 (2928 materialized)")
-    assert line_of(lines, " risk_ensemble ").endswith("latest partition 2023-08-25 (1 materialized)")
+    assert line_of(lines, "features    cell_hour_features ").endswith("latest partition 2023-09-03-23:00 (2928 materialized)")
+    assert line_of(lines, "models      risk_ensemble ").endswith("latest partition 2023-08-25 (1 materialized)")
     gate = line_of(lines, "release_candidate / bias_disparity_gate")
     assert (" passed (ERROR) at " in gate) == (demo_home.result.returncode == 0)
     assert (" failed (ERROR) at " in gate) == (demo_home.result.returncode == 3)
     assert re.fullmatch(r"Checks:      \d+ passed(, \d+ failed \(.*\))?", line_of(lines, "Checks:"))
-    # The demo's newest crime record is from 2023, far older than the 6-hour limit.
+    # The demo's scores and newest crime record are from 2023, far older than the freshness limits.
+    assert line_of(lines, "risk_scores / risk_scores_issue_lag").split()[3:5] == ["failed", "(WARN)"]
     assert line_of(lines, "extracts:crime_incidents").strip().startswith("STALE  extracts:crime_incidents: newest")
     assert line_of(lines, "Scores:") == ("Scores:      newest issue hour 2023-09-03 23:00:00 UTC, 72 issue hours, "
                                          f"{64 * 72 * 72 * 3:,} rows in main.risk_scores")
@@ -162,6 +164,34 @@ def test_backfill_scores_new_hours(demo_home: DemoRun) -> None:
         scored = instance.get_materialized_partitions(dg.AssetKey("risk_scores"))
     assert {"2023-09-04-00:00", "2023-09-04-02:00"} <= scored
     assert "2023-09-04-03:00" not in scored
+
+
+def test_backfill_with_two_workers_matches_one(demo_home: DemoRun) -> None:
+    query = ("SELECT * FROM main.risk_scores WHERE issued_at >= TIMESTAMP '2023-09-04 22:00' "
+             "AND issued_at < TIMESTAMP '2023-09-05 02:00' ORDER BY target, issued_at, horizon_hours, cell_id")
+    one = run_cli("backfill", "--from", "2023-09-04T22:00", "--to", "2023-09-05T02:00", home=demo_home.home)
+    with connect(demo_home.warehouse) as connection:
+        reference = connection.sql(query).pl()
+        connection.execute("DELETE FROM main.risk_scores WHERE issued_at >= TIMESTAMP '2023-09-04 22:00' "
+                           "AND issued_at < TIMESTAMP '2023-09-05 02:00'")
+
+    two = run_cli("backfill", "--from", "2023-09-04T22:00", "--to", "2023-09-05T02:00", "--workers", "2",
+                  home=demo_home.home)
+
+    with connect(demo_home.warehouse, read_only=True) as connection:
+        rebuilt = connection.sql(query).pl()
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert reference.height == 4 * 64 * 72 * 3
+    assert_frame_equal(rebuilt, reference)
+    assert "[1/2] features_backfill_job (2023-09-04-22:00 .. 2023-09-05-01:00, 2 processes) ..." in two.stderr
+    assert "[2/2] scores_backfill_job (2023-09-04-22:00 .. 2023-09-05-01:00, 2 processes) ..." in two.stderr
+    with dg.DagsterInstance.from_config(str(demo_home.home / "dagster")) as instance:
+        runs = instance.get_run_records(dg.RunsFilter(job_name="features_backfill_job"), limit=1)
+        pieces = {event.step_key for event in instance.all_logs(runs[0].dagster_run.run_id)
+                  if event.is_dagster_event and event.dagster_event.is_step_success
+                  and event.step_key.startswith("build_feature_piece")}
+    assert len(pieces) == 2
 
 
 def test_backfill_bad_from_names_value(demo_home: DemoRun) -> None:
