@@ -8,7 +8,8 @@ run each piece as its own step, which Dagster's multiprocess executor places in 
   feature store keeps one Parquet file per UTC day, so no two pieces write the same file), then
   ``build_feature_piece`` builds each piece with ``build_feature_window``, and
   ``summarize_feature_pieces`` totals them.
-- ``scores_backfill_job``: ``score_feature_piece`` scores each piece into staged Parquet files
+- ``scores_backfill_job``: ``plan_score_pieces`` splits the issue hours into equal pieces, then
+  ``score_feature_piece`` scores each piece into staged Parquet files
   (``score_to_staging`` only reads the warehouse), and ``publish_score_pieces`` commits them all in
   one DuckDB transaction. DuckDB allows one writing process per file, so the writes stay serial
   while the model inference, which is most of the time, runs in parallel.
@@ -81,6 +82,19 @@ def split_at_midnights(start: datetime, end: datetime, pieces: int) -> list[tupl
     return list(zip(bounds[:-1], bounds[1:]))
 
 
+def split_by_hours(start: datetime, end: datetime, pieces: int) -> list[tuple[datetime, datetime]]:
+    """Split ``[start, end)`` into at most ``pieces`` windows of whole hours, as equal as they can be.
+
+    Scoring pieces write their own staged files, so unlike feature pieces they need no day bounds.
+    """
+    if pieces < 1:
+        raise ValueError(f"pieces is {pieces}; give 1 or more")
+    hours = int((end - start) / HOUR)
+    count = min(pieces, hours)
+    bounds = [start + HOUR * (hours * index // count) for index in range(count + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
 def hour_keys(start: datetime, end: datetime) -> list[str]:
     keys = []
     cursor = start
@@ -90,13 +104,13 @@ def hour_keys(start: datetime, end: datetime) -> list[str]:
     return keys
 
 
-def plan(context: dg.OpExecutionContext, config: RangeConfig, riskcast: RiskcastResource):
+def plan(context: dg.OpExecutionContext, config: RangeConfig, riskcast: RiskcastResource, splitter):
     """Validate the range against the jurisdiction's partitions and yield one dynamic output per piece."""
     start = parse_key(config.first_partition)
     end = parse_key(config.last_partition) + HOUR
     check_window(start, end, config.first_partition, config.last_partition,
                  hourly_partitions(riskcast.jurisdiction()))
-    pieces = split_at_midnights(start, end, config.pieces)
+    pieces = splitter(start, end, config.pieces)
     context.log.info(f"partitions {config.first_partition} to {config.last_partition}: {len(pieces)} pieces "
                      f"of {', '.join(str(int((piece_end - piece_start) / HOUR)) for piece_start, piece_end in pieces)}"
                      f" hours")
@@ -108,12 +122,12 @@ def plan(context: dg.OpExecutionContext, config: RangeConfig, riskcast: Riskcast
 
 @dg.op(out=dg.DynamicOut(tuple), description="Split the partition range into day-aligned pieces.")
 def plan_feature_pieces(context: dg.OpExecutionContext, config: RangeConfig, riskcast: RiskcastResource):
-    yield from plan(context, config, riskcast)
+    yield from plan(context, config, riskcast, split_at_midnights)
 
 
-@dg.op(out=dg.DynamicOut(tuple), description="Split the partition range into day-aligned pieces.")
+@dg.op(out=dg.DynamicOut(tuple), description="Split the issue hours into pieces of equal length.")
 def plan_score_pieces(context: dg.OpExecutionContext, config: RangeConfig, riskcast: RiskcastResource):
-    yield from plan(context, config, riskcast)
+    yield from plan(context, config, riskcast, split_by_hours)
 
 
 def piece_window(piece: tuple[str, str]) -> tuple[datetime, datetime]:

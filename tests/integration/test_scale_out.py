@@ -87,7 +87,7 @@ def test_backfill_jobs_match_one_process(copied_run: tuple[Path, Path], tmp_path
 
         scored = run_parallel_backfill(SCORES_BACKFILL_JOB, run_file, home, "2023-04-01-00:00", "2023-04-01-23:00", 2, instance)
         assert scored.success, failures(scored)
-        assert len(step_keys(scored, "score_feature_piece")) == 1  # a day is never split
+        assert len(step_keys(scored, "score_feature_piece")) == 2
         assert_frame_equal(read_scores(warehouse, SCORE_START, SCORE_END), reference_scores)
         assert instance.get_materialized_partitions(dg.AssetKey("risk_scores")) == \
             set(hour_keys(SCORE_START, SCORE_END))

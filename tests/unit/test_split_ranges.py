@@ -4,7 +4,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from orchestration.scale_out import backfill_run_config, hour_keys, parse_key, split_at_midnights
+from orchestration.scale_out import (
+    backfill_run_config,
+    hour_keys,
+    parse_key,
+    split_at_midnights,
+    split_by_hours,
+)
 
 UTC = timezone.utc
 
@@ -66,3 +72,21 @@ def test_run_config_pieces_and_processes() -> None:
     assert config["execution"]["config"]["max_concurrent"] == 3
     assert config["ops"]["plan_score_pieces"]["config"]["pieces"] == 3
     assert config["ops"]["publish_score_pieces"]["config"]["last_partition"] == "2023-04-07-23:00"
+
+
+def test_split_by_hours_balances_pieces() -> None:
+    start = datetime(2023, 4, 1, tzinfo=UTC)
+
+    pieces = split_by_hours(start, start + timedelta(hours=72), 2)
+
+    assert pieces == [(start, start + timedelta(hours=36)), (start + timedelta(hours=36), start + timedelta(hours=72))]
+
+
+def test_split_by_hours_uneven_and_short() -> None:
+    start = datetime(2023, 4, 1, 5, tzinfo=UTC)
+
+    uneven = split_by_hours(start, start + timedelta(hours=7), 3)
+    short = split_by_hours(start, start + timedelta(hours=2), 4)
+
+    assert [int((end - begin) / timedelta(hours=1)) for begin, end in uneven] == [2, 2, 3]
+    assert short == [(start, start + timedelta(hours=1)), (start + timedelta(hours=1), start + timedelta(hours=2))]
