@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from orchestration.bias_config import BiasConfig, DeploymentSettings, ReleaseSettings, SimulationSettings
 from orchestration.operations_config import (
@@ -41,6 +41,37 @@ REQUIRED_CRIME_FIELDS = ("id", "date", "offense_code", "latitude", "longitude")
 OPTIONAL_CRIME_FIELDS = ("updated_on", "case_number", "iucr", "primary_type", "location_description",
                          "beat", "district", "community_area", "arrest")
 CATEGORY_NAME = r"^[a-z][a-z0-9_]*$"
+
+# Column names of portal exports, API datasets and weather or census files. Chicago's export has
+# names with spaces ("Primary Type"), so spaces are legal. Quotes, semicolons, backslashes and line
+# breaks are rejected, because SQL and dbt models built from the configuration cannot quote them safely.
+SOURCE_COLUMN_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_ ]*")
+# Characters that could end a SQL string literal or statement early. Timestamp formats and station
+# ids reach dbt models as quoted text, so they must not contain any of them.
+SQL_UNSAFE_CHARACTERS = re.compile(r"['\";\\\x00-\x1f\x7f]")
+
+
+def check_source_column(name: str) -> str:
+    """Return ``name`` when it is a legal column name, else raise naming the rule."""
+    if not SOURCE_COLUMN_PATTERN.fullmatch(name):
+        raise ValueError(f"invalid column name {name!r}: a column name must start with a letter or "
+                         f"underscore and contain only letters, digits, underscores and spaces "
+                         f"(pattern {SOURCE_COLUMN_PATTERN.pattern}). Fix the name in the jurisdiction file")
+    return name
+
+
+def check_sql_safe_text(value: str) -> str:
+    """Return ``value`` when it contains no quote, semicolon, backslash or control character."""
+    found = SQL_UNSAFE_CHARACTERS.search(value)
+    if found:
+        raise ValueError(f"invalid value {value!r}: it contains the character {found.group()!r}, and "
+                         f"quotes, semicolons, backslashes and control characters such as line breaks are "
+                         f"not allowed here. Remove it from the jurisdiction file")
+    return value
+
+
+SourceColumn = Annotated[str, AfterValidator(check_source_column)]
+SqlSafeText = Annotated[str, AfterValidator(check_sql_safe_text)]
 
 
 class ConfigError(ValueError):
@@ -82,8 +113,8 @@ class CrimeApiConfig(BaseModel):
 
     base_url: str = Field(description="portal root, such as https://data.cityofchicago.org")
     dataset_id: str = Field(description="Socrata dataset identifier, such as ijzp-q8t2")
-    columns: dict[str, str] = Field(description="canonical field -> field name in the API")
-    timestamp_format: str = Field(
+    columns: dict[str, SourceColumn] = Field(description="canonical field -> field name in the API")
+    timestamp_format: SqlSafeText = Field(
         default="%Y-%m-%dT%H:%M:%S%.f",
         description="polars (chrono) format of the API's floating timestamps, local wall-clock times")
     page_size: int = Field(default=50_000, ge=1, description="rows per request ($limit)")
@@ -105,8 +136,8 @@ class CrimeSourceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     files: str = Field(description="glob of crime extracts, relative to the extracts folder")
-    columns: dict[str, str] = Field(description="canonical field -> column name in the extract")
-    timestamp_format: str = Field(
+    columns: dict[str, SourceColumn] = Field(description="canonical field -> column name in the extract")
+    timestamp_format: SqlSafeText = Field(
         description="polars (chrono) strptime format of the `date` and `updated_on` values")
     time_basis: Literal["local", "utc"] = Field(
         default="local",
@@ -163,14 +194,14 @@ class WeatherStationConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, description="station id stored in the warehouse")
+    id: SqlSafeText = Field(min_length=1, description="station id stored in the warehouse")
     name: str = Field(min_length=1)
     utc_offset_hours: float = Field(
         ge=-12, le=14,
         description="fixed UTC offset of the station's Local Standard Time; LCD times never use DST")
-    aliases: list[str] = Field(
+    aliases: list[SqlSafeText] = Field(
         default=[], description="other spellings of the id in the files, such as WBAN:94846 or 94846")
-    noaa_id: str | None = Field(
+    noaa_id: SqlSafeText | None = Field(
         default=None, description="id in NOAA's Access Data Service (11 digits, USAF + WBAN); "
                                   "stations without one are not pulled live")
 
@@ -191,8 +222,8 @@ class WeatherLayoutConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    timestamp_format: str = Field(description="polars (chrono) strptime format of the LST date column")
-    columns: dict[str, str] = Field(description="canonical field -> column name in the file")
+    timestamp_format: SqlSafeText = Field(description="polars (chrono) strptime format of the LST date column")
+    columns: dict[str, SourceColumn] = Field(description="canonical field -> column name in the file")
     report_types: dict[str, WeatherReportClass] = Field(
         description="report type as written in the file (compared after trimming) -> class")
     trace_values: list[str] = Field(
@@ -368,8 +399,8 @@ class ServiceRequestApiConfig(BaseModel):
 
     base_url: str = Field(description="portal root, such as https://data.cityofchicago.org")
     dataset_id: str = Field(description="Socrata dataset identifier, such as me59-5fac")
-    columns: dict[str, str] = Field(description="canonical field -> field name in the API")
-    timestamp_format: str = Field(
+    columns: dict[str, SourceColumn] = Field(description="canonical field -> field name in the API")
+    timestamp_format: SqlSafeText = Field(
         default="%Y-%m-%dT%H:%M:%S%.f",
         description="polars (chrono) format of the API's floating timestamps, local wall-clock times")
     page_size: int = Field(default=50_000, ge=1, description="rows per request ($limit)")
@@ -394,8 +425,8 @@ class ServiceRequestSourceConfig(BaseModel):
                     "maps a request_type column, it labels the rows whose type is not in type_labels")
     files: str = Field(description="glob of extracts (CSV, CSV.gz, JSON or Parquet), relative to "
                                    "the extracts folder")
-    columns: dict[str, str] = Field(description="canonical field -> column name in the extract")
-    timestamp_format: str = Field(description="strptime format of the local created, closed and "
+    columns: dict[str, SourceColumn] = Field(description="canonical field -> column name in the extract")
+    timestamp_format: SqlSafeText = Field(description="strptime format of the local created, closed and "
                                               "updated times, such as %Y-%m-%d")
     date_only: bool | None = Field(
         default=None,
@@ -601,7 +632,7 @@ class DemographicTableConfig(BaseModel):
                     "them, such as 11 to sum 12-digit block-group GEOIDs into tracts")
     label_rows: int = Field(default=0, ge=0, description="rows after the header to skip, such as "
                                                          "the label row of American FactFinder exports")
-    columns: dict[str, str] = Field(description="canonical field -> column name in the file")
+    columns: dict[str, SourceColumn] = Field(description="canonical field -> column name in the file")
 
     @model_validator(mode="after")
     def check_columns(self) -> "DemographicTableConfig":

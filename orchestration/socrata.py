@@ -209,9 +209,16 @@ class SodaClient:
         self.sleep = sleep
         self.requests: list[str] = []
         token = os.environ.get(dataset.app_token_env) if dataset.app_token_env else None
+        self.token = token or None
         self.headers = {"Accept": "application/json"}
         if token:
             self.headers["X-App-Token"] = token
+
+    def redact(self, text: str) -> str:
+        """Replace the app token in ``text``, such as a server message that echoes it, with a mark."""
+        if self.token is None:
+            return text
+        return text.replace(self.token, "[app token]")
 
     def get_rows(self, params: dict[str, str]) -> tuple[str, list[dict[str, str]]]:
         """Return the URL and the rows of one request, with values as text and nulls dropped."""
@@ -272,7 +279,7 @@ class SodaClient:
                 if error.code not in RETRYABLE_STATUSES:
                     raise SocrataError(
                         f"{self.dataset.label}: {url} was rejected with HTTP {error.code}: "
-                        f"{error_message(body)}. {advice_for_status(error.code)}"
+                        f"{self.redact(error_message(body))}. {advice_for_status(error.code)}"
                     ) from error
                 failure = f"HTTP {error.code}"
                 retry_after = parse_retry_after(error.headers.get("Retry-After"))

@@ -5,9 +5,9 @@
 #}
 {% macro parse_one_crime_format(column, format) -%}
     {%- if '%z' in format -%}
-        timezone('UTC', try_strptime({{ column }}, '{{ format }}'))
+        timezone('UTC', try_strptime({{ column }}, '{{ format | replace("'", "''") }}'))
     {%- else -%}
-        try_strptime({{ column }}, '{{ format }}')
+        try_strptime({{ column }}, '{{ format | replace("'", "''") }}')
     {%- endif -%}
 {%- endmacro %}
 
