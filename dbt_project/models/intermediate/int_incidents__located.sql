@@ -52,7 +52,9 @@ assigned as (
     select points.incident_id, cells.cell_id
     from points
     join {{ ref('stg_cells') }} as cells
-        on ST_Contains(cells.geom, points.point)
+        -- ST_Intersects, not ST_Contains, because ST_Contains is false for a point on the polygon's
+        -- boundary, so a point on a shared edge or corner would land in no cell.
+        on ST_Intersects(cells.geom, points.point)
     qualify row_number() over (partition by points.incident_id order by cells.cell_id) = 1
 ),
 
