@@ -9,7 +9,7 @@ https://www.ncei.noaa.gov/support/access-data-service-api-user-documentation.
 A pull asks for one station and one calendar month per request, so a response stays small and a
 failed request repeats one month only. Every request sends a User-Agent. Throttling (429), server
 errors (5xx), timeouts, dropped connections and truncated bodies are retried with a doubling wait
-(or the server's ``Retry-After``), and the last failure raises ``NoaaError``. A body is truncated
+(or the server's ``Retry-After``) by ``orchestration.http_retry``, and the last failure raises ``NoaaError``. A body is truncated
 when it is shorter than its Content-Length, when a CSV record has a different number of fields
 than the header, or when it does not end with a line break. The one exception is a body that
 matches its Content-Length and ends with a closing quote: NCEI quotes every field, so such a body
@@ -23,22 +23,20 @@ of whole days covers an offset of a few hours if it compares in UTC instead.
 from __future__ import annotations
 
 import csv
-import http.client
 import io
 import logging
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from orchestration.http_retry import RetryPolicy, get_with_retries
+
 logger = logging.getLogger(__name__)
 
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_WAIT_SECONDS = 120.0
-MAX_MESSAGE_CHARS = 300
 SERVICE_PATH = "/access/services/data/v1"
 
 
@@ -143,6 +141,9 @@ class NoaaClient:
         self.sleep = sleep
         self.requests: list[str] = []
         self.headers = {"User-Agent": service.user_agent, "Accept": "text/csv"}
+        self.policy = RetryPolicy(label="NOAA", service_noun="service", settings="weather.api",
+                                  max_retries=service.max_retries, backoff_seconds=service.backoff_seconds,
+                                  max_wait_seconds=MAX_WAIT_SECONDS)
 
     def get_chunk(self, station: str, start: date, end: date) -> ChunkResponse:
         query = urllib.parse.urlencode(chunk_params(self.service, station, start, end), safe=":,")
@@ -153,36 +154,8 @@ class NoaaClient:
 
     def get_with_retries(self, url: str) -> bytes:
         """Return the complete body of a successful response, retrying transient failures."""
-        attempts = self.service.max_retries + 1
-        for attempt in range(1, attempts + 1):
-            self.requests.append(url)
-            retry_after = None
-            try:
-                return self.get_once(url)
-            except urllib.error.HTTPError as error:
-                body = read_error_body(error)
-                if error.code not in RETRYABLE_STATUSES:
-                    raise NoaaError(f"NOAA service rejected {url} with HTTP {error.code}: "
-                                    f"{error_text(body)}. {advice_for_status(error.code)}") from error
-                failure = f"HTTP {error.code}"
-                retry_after = parse_retry_after(error.headers.get("Retry-After"))
-            except TruncatedBody as error:
-                failure = f"a truncated body ({error})"
-            except (OSError, http.client.HTTPException) as error:
-                # Timeouts, refused and dropped connections are OSError subclasses, and a body
-                # shorter than its Content-Length raises http.client.IncompleteRead.
-                reason = error.reason if isinstance(error, urllib.error.URLError) else error
-                failure = f"{type(reason).__name__}: {reason}"
-
-            if attempt == attempts:
-                raise NoaaError(f"NOAA request {url} failed after {attempts} attempts, last with "
-                                f"{failure}. Check that the service is up, raise weather.api.max_retries, "
-                                f"or retry later")
-            wait = self.wait_before_retry(attempt, retry_after)
-            logger.warning("NOAA GET %s failed with %s, retry %d of %d in %.1f s", url, failure,
-                           attempt, self.service.max_retries, wait)
-            self.sleep(wait)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        return get_with_retries(url, self.get_once, self.policy, NoaaError, advice_for_status, (TruncatedBody,),
+                                lambda error: f"a truncated body ({error})", self.sleep, self.requests)
 
     def get_once(self, url: str) -> bytes:
         request = urllib.request.Request(url, headers=self.headers)
@@ -196,37 +169,8 @@ class NoaaClient:
             raise TruncatedBody(reason)
         return body
 
-    def wait_before_retry(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, MAX_WAIT_SECONDS)
-        return min(self.service.backoff_seconds * 2 ** (attempt - 1), MAX_WAIT_SECONDS)
-
-
-def read_error_body(error: urllib.error.HTTPError) -> bytes:
-    try:
-        return error.read()
-    except (OSError, http.client.HTTPException):
-        return b""
-
-
-def error_text(body: bytes) -> str:
-    return body.decode("utf-8", errors="replace").strip()[:MAX_MESSAGE_CHARS] or "(empty body)"
-
 
 def advice_for_status(status: int) -> str:
     if status == 404:
         return "Check weather.api.base_url"
     return "Check weather.api (dataset) and the stations' noaa_id"
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Return a ``Retry-After`` header in seconds, or None when absent, invalid or an HTTP date."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):
-        return None
-    return max(seconds, 0.0)

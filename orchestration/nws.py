@@ -22,12 +22,10 @@ with its reason. A grid interval's amount is spread evenly over its hours.
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import re
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,11 +34,10 @@ from typing import Any
 
 import polars as pl
 
-from orchestration.noaa import error_text, parse_retry_after, read_error_body
+from orchestration.http_retry import RetryPolicy, get_with_retries
 
 logger = logging.getLogger(__name__)
 
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 MILLIMETRES_PER_INCH = 25.4
 KILOMETRES_PER_MILE = 1.609344
 MPH_PER_KNOT = 1.150779448
@@ -134,6 +131,9 @@ class NwsClient:
         self.sleep = sleep
         self.requests: list[str] = []
         self.headers = {"User-Agent": service.user_agent, "Accept": "application/geo+json"}
+        self.policy = RetryPolicy(label="NWS", service_noun="API", settings="forecast.api",
+                                  max_retries=service.max_retries, backoff_seconds=service.backoff_seconds,
+                                  max_wait_seconds=service.max_backoff_seconds)
 
     def point(self) -> GridPoint:
         """Look up the office and grid cell of the configured point."""
@@ -156,37 +156,9 @@ class NwsClient:
 
     def get_json(self, url: str) -> dict[str, Any]:
         """Return the JSON object of a successful response, retrying transient failures."""
-        attempts = self.service.max_retries + 1
-        for attempt in range(1, attempts + 1):
-            self.requests.append(url)
-            retry_after = None
-            try:
-                return self.get_once(url)
-            except urllib.error.HTTPError as error:
-                body = read_error_body(error)
-                if error.code not in RETRYABLE_STATUSES:
-                    raise NwsError(f"NWS API rejected {url} with HTTP {error.code}: {error_text(body)}. "
-                                   f"{advice_for_status(error.code)}") from error
-                failure = f"HTTP {error.code}"
-                retry_after = parse_retry_after(error.headers.get("Retry-After"))
-            except json.JSONDecodeError as error:
-                failure = f"a body that is not valid JSON ({error.msg} at character {error.pos})"
-            except UnicodeDecodeError as error:
-                failure = f"a body that is not valid UTF-8 ({error.reason} at byte {error.start})"
-            except (OSError, http.client.HTTPException) as error:
-                # Timeouts, refused and dropped connections are OSError subclasses, and a body
-                # shorter than its Content-Length raises http.client.IncompleteRead.
-                reason = error.reason if isinstance(error, urllib.error.URLError) else error
-                failure = f"{type(reason).__name__}: {reason}"
-
-            if attempt == attempts:
-                raise NwsError(f"NWS request {url} failed after {attempts} attempts, last with {failure}. "
-                               f"Check that the API is up, raise forecast.api.max_retries, or retry later")
-            wait = self.wait_before_retry(attempt, retry_after)
-            logger.warning("NWS GET %s failed with %s, retry %d of %d in %.1f s", url, failure, attempt,
-                           self.service.max_retries, wait)
-            self.sleep(wait)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        return get_with_retries(url, self.get_once, self.policy, NwsError, advice_for_status,
+                                (json.JSONDecodeError, UnicodeDecodeError), describe_bad_body, self.sleep,
+                                self.requests)
 
     def get_once(self, url: str) -> dict[str, Any]:
         request = urllib.request.Request(url, headers=self.headers)
@@ -197,10 +169,12 @@ class NwsClient:
             raise NwsError(f"NWS response {url} is JSON but not an object. Check forecast.api.base_url")
         return document
 
-    def wait_before_retry(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.service.max_backoff_seconds)
-        return min(self.service.backoff_seconds * 2 ** (attempt - 1), self.service.max_backoff_seconds)
+
+def describe_bad_body(error: Exception) -> str:
+    if isinstance(error, json.JSONDecodeError):
+        return f"a body that is not valid JSON ({error.msg} at character {error.pos})"
+    assert isinstance(error, UnicodeDecodeError)
+    return f"a body that is not valid UTF-8 ({error.reason} at byte {error.start})"
 
 
 def advice_for_status(status: int) -> str:
