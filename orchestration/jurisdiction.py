@@ -1378,7 +1378,7 @@ def load_jurisdiction(name_or_path: str) -> JurisdictionConfig:
 def load_run_config(path: Path) -> RunConfig:
     """Load a run file; a relative ``extracts_folder`` is resolved against the file's folder.
 
-    Raises ``ConfigError`` when the file holds a key that would carry a secret value, such as
+    Raises ``ConfigError`` when the file contains a key that would carry a secret value, such as
     ``app_token`` or ``webhook_url``: secrets come only from environment variables.
     """
     content = read_yaml(path)

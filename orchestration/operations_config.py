@@ -138,7 +138,7 @@ class NotificationSettings(BaseModel):
 
 
 class ExecutorSettings(BaseModel):
-    """How the steps of a run launched from the Dagster UI or daemon execute: in one process or several.
+    """Executor settings for runs launched from the Dagster UI or daemon: one process, several, or pods.
 
     ``riskcast run`` and the other CLI commands execute jobs in process, whatever this block sets.
     """

@@ -247,7 +247,7 @@ def backfill_range(definitions: dg.Definitions, instance: dg.DagsterInstance, st
 def parallel_backfill_range(context: RunContext, instance: dg.DagsterInstance, start: datetime, end: datetime,
                             workers: int, score: bool = True,
                             progress: Callable[[str], None] = print_progress) -> None:
-    """The same backfill as ``backfill_range``, with each job split into ``workers`` parallel processes.
+    """Run the backfill of ``backfill_range`` with each job split into ``workers`` parallel processes.
 
     Runs ``features_backfill_job`` and then ``scores_backfill_job`` (``orchestration.scale_out``) on
     Dagster's multiprocess executor. The outputs are the same as ``backfill_range``'s.

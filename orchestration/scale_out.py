@@ -208,7 +208,7 @@ def publish_score_pieces(context: dg.OpExecutionContext, config: RangeConfig, ri
 
 
 def backfill_executor(settings: ExecutorSettings | None) -> dg.ExecutorDefinition:
-    """The fan-out jobs' executor: Kubernetes when the run file says ``k8s``, else multiprocess.
+    """Return the fan-out jobs' executor: Kubernetes when the run file sets ``k8s``, else multiprocess.
 
     The multiprocess executor is left unconfigured, so each run sets ``max_concurrent`` (the CLI's
     ``--workers``, or the launchpad's ``execution`` config). Unlike other jobs, whose steps share the
@@ -220,7 +220,7 @@ def backfill_executor(settings: ExecutorSettings | None) -> dg.ExecutorDefinitio
 
 
 def build_backfill_jobs(tags: dict[str, str], settings: ExecutorSettings | None = None) -> list[dg.JobDefinition]:
-    """The two fan-out jobs, on the executor of ``backfill_executor``."""
+    """Build the two fan-out jobs on the executor that ``backfill_executor`` returns."""
     executor = backfill_executor(settings)
 
     @dg.job(name=FEATURES_BACKFILL_JOB, executor_def=executor, tags=tags,
@@ -242,8 +242,8 @@ def backfill_run_config(first_partition: str, last_partition: str, workers: int,
     """Run config for one of the backfill jobs: the range, ``workers`` pieces and processes."""
     plan_op = "plan_feature_pieces" if job_name == FEATURES_BACKFILL_JOB else "plan_score_pieces"
     range_config = {"first_partition": first_partition, "last_partition": last_partition, "pieces": workers}
-    # A forkserver that has imported the step code starts each step in well under a second; a
-    # spawned process imports Dagster, polars and torch again, which takes seconds per step.
+    # A spawned process imports Dagster, polars and torch again for each step. A forkserver that
+    # has already imported the step code forks each step from that state instead.
     start_method = {"forkserver": {"preload_modules": ["orchestration.scale_out"]}}
     run_config: dict = {"ops": {plan_op: {"config": range_config}},
                         "execution": {"config": {"max_concurrent": workers, "start_method": start_method}},
@@ -255,10 +255,10 @@ def backfill_run_config(first_partition: str, last_partition: str, workers: int,
 
 
 def standalone_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
-    """Just the backfill jobs and the resource they need: cheap to load in each step's process.
+    """Return definitions of just the backfill jobs and their resource, cheap to load in each step's process.
 
     These are the jobs of ``riskcast backfill --workers``, which run on this machine, so they use the
-    multiprocess executor whatever the run file's ``executor`` block says.
+    multiprocess executor whatever the run file's ``executor`` block sets.
     """
     from orchestration.jurisdiction import load_jurisdiction, load_run_config
     from orchestration.schedules import WAREHOUSE_TAG
@@ -271,7 +271,7 @@ def standalone_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
 
 
 def backfill_job(job_name: str, run_config_path: str, home: str) -> dg.JobDefinition:
-    """One fan-out job for a run file and home; the reconstructor that each step's process calls."""
+    """Return one fan-out job for a run file and home; each step's process calls this to rebuild the job."""
     return standalone_definitions(Path(run_config_path), Path(home)).resolve_job_def(job_name)
 
 

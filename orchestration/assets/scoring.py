@@ -240,7 +240,7 @@ def to_table(scored: pl.DataFrame) -> pl.DataFrame:
 
 @dataclass
 class ScoreSummary:
-    """What scoring a range of issue hours produced, before or after it is published."""
+    """Counts, spans and staged files from scoring a range of issue hours."""
 
     targets: list[str]
     spans: list[ModelSpan]

@@ -31,7 +31,8 @@ def test_split_pieces_cover_range_exactly() -> None:
     pieces = split_at_midnights(start, end, 8)
 
     assert len(pieces) == 8
-    assert pieces[0][0] == start and pieces[-1][1] == end
+    assert pieces[0][0] == start
+    assert pieces[-1][1] == end
     assert all(left[1] == right[0] for left, right in zip(pieces, pieces[1:]))
     assert all(piece_start.hour == 0 for piece_start, _ in pieces[1:])
 
