@@ -124,8 +124,11 @@ class EnsembleForecaster(RiskBaseline):
     risk_kind = "probability"
 
     def __init__(self, ensemble, cutoff_rows: Callable[[datetime], pl.DataFrame], time_zone: str,
-                 holiday_country: str, holiday_subdivision: str | None) -> None:
+                 holiday_country: str, holiday_subdivision: str | None, weather_inputs=None,
+                 weather=None) -> None:
         self.ensemble = ensemble
+        self.weather_inputs = weather_inputs
+        self.weather = weather
         self.cutoff_rows = cutoff_rows
         self.time_zone = time_zone
         self.holiday_country = holiday_country
@@ -147,7 +150,8 @@ class EnsembleForecaster(RiskBaseline):
                              f"an ensemble forecasts only hours at or after its cut-off")
 
         keys, features = build_scoring_frame(rows, horizons, self.time_zone, self.holiday_country,
-                                             self.holiday_subdivision, self.ensemble.feature_names)
+                                             self.holiday_subdivision, self.ensemble.feature_names,
+                                             self.weather_inputs, self.weather)
         scored = keys.with_columns(pl.Series("risk", self.ensemble.predict_proba(features), dtype=pl.Float64))
         joined = targets.join(scored.select("cell_id", "hour", "risk"), on=["cell_id", "hour"], how="left",
                               maintain_order="left")

@@ -20,6 +20,7 @@ import polars as pl
 
 from ml.feature_registry import CALENDAR_COLUMNS, label_column, state_columns
 from ml.features import calendar_features
+from ml.target_weather import TARGET_WEATHER_COLUMNS, TargetWeather, WeatherInputs, epoch_hours
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +30,28 @@ TARGET_COLUMNS = (
 )
 
 
-def model_inputs(state: list[str]) -> list[str]:
-    """Column order of the model matrix: cut-off state, target-hour calendar, then the horizon."""
-    return [*state, *TARGET_COLUMNS, "horizon_hours"]
+def model_inputs(state: list[str], weather: WeatherInputs | None = None) -> list[str]:
+    """Column order of the model matrix: cut-off state, target-hour calendar and weather, then the horizon.
+
+    Without ``weather`` (models trained before the weather modes), the cut-off state is complete
+    and no target-hour weather follows the calendar.
+    """
+    if weather is None:
+        return [*state, *TARGET_COLUMNS, "horizon_hours"]
+    target_weather = list(TARGET_WEATHER_COLUMNS) if weather.reads_target_weather else []
+    return [*weather.state_columns(state), *TARGET_COLUMNS, *target_weather, "horizon_hours"]
+
+
+def target_weather_matrix(weather_inputs: WeatherInputs | None, weather: TargetWeather | None,
+                          cutoff_hours: np.ndarray, horizons: np.ndarray) -> np.ndarray:
+    """Target-hour weather inputs of each row (no columns when the mode reads none)."""
+    if weather_inputs is None or not weather_inputs.reads_target_weather:
+        return np.empty((len(horizons), 0), dtype=np.float32)
+    if weather is None:
+        raise ValueError(f"weather mode {weather_inputs.mode!r} reads target-hour weather; pass a TargetWeather "
+                         f"built from the observed weather (and the forecast archive)")
+    columns = weather.columns(cutoff_hours, horizons)
+    return np.column_stack([columns[name] for name in TARGET_WEATHER_COLUMNS]).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -58,11 +78,14 @@ def target_calendar_matrix(local_hour: np.ndarray, day_of_week: np.ndarray, mont
 
 
 def build_training_set(panel: pl.DataFrame, n_cells: int, horizon_hours: int,
-                       rng: np.random.Generator, target: str) -> TrainingSet:
+                       rng: np.random.Generator, target: str, weather_inputs: WeatherInputs | None = None,
+                       weather: TargetWeather | None = None) -> TrainingSet:
     """Draw one horizon per (cut-off hour, cell) row and pair its state with the target's label.
 
     ``target`` names a label column ``label_<target>`` of the panel (a category or group such as
     violent, robbery or property). The same seed gives the same horizons for every target.
+    ``weather_inputs`` chooses the weather the model reads (``ml.target_weather``); ``weather``
+    computes the target-hour weather of each row as known at its cut-off.
     """
     if panel.height == 0 or panel.height % n_cells:
         raise ValueError(f"feature panel has {panel.height} rows, not a whole number of hours "
@@ -75,6 +98,8 @@ def build_training_set(panel: pl.DataFrame, n_cells: int, horizon_hours: int,
                          f"rebuild the features")
     n_hours = panel.height // n_cells
     state_names = state_columns(panel.columns)
+    if weather_inputs is not None:
+        state_names = weather_inputs.state_columns(state_names)
     counts = panel[label].to_numpy()
     hours = panel["hour"].dt.epoch("s").to_numpy().reshape(n_hours, n_cells)[:, 0] // 3600
 
@@ -88,12 +113,15 @@ def build_training_set(panel: pl.DataFrame, n_cells: int, horizon_hours: int,
     target_rows = targets * n_cells + cells
 
     # The matrix is filled column by column so that no float32 copy of the whole panel is made.
-    names = model_inputs(state_names)
+    names = model_inputs(state_names, weather_inputs)
     features = np.empty((cutoff_rows.size, len(names)), dtype=np.float32)
     for position, name in enumerate(state_names):
         features[:, position] = panel[name].to_numpy()[cutoff_rows]
     calendar = [panel[name].cast(pl.Float32).to_numpy()[target_rows] for name in CALENDAR_COLUMNS]
-    features[:, len(state_names):-1] = target_calendar_matrix(*calendar)
+    calendar_end = len(state_names) + len(TARGET_COLUMNS)
+    features[:, len(state_names):calendar_end] = target_calendar_matrix(*calendar)
+    features[:, calendar_end:-1] = target_weather_matrix(weather_inputs, weather, hours[cutoff_index[keep]],
+                                                         horizons[keep])
     features[:, -1] = horizons[keep]
     labels = (counts[target_rows] > 0).astype(np.int8)
 
@@ -104,15 +132,20 @@ def build_training_set(panel: pl.DataFrame, n_cells: int, horizon_hours: int,
 
 def build_scoring_frame(cutoff_rows: pl.DataFrame, horizon_hours: int, time_zone: str,
                         holiday_country: str, holiday_subdivision: str | None,
-                        feature_names: list[str] | None = None) -> tuple[pl.DataFrame, np.ndarray]:
+                        feature_names: list[str] | None = None, weather_inputs: WeatherInputs | None = None,
+                        weather: TargetWeather | None = None) -> tuple[pl.DataFrame, np.ndarray]:
     """Expand feature rows at cut-off hours into one row per (issued_at, cell, horizon).
 
     Returns the key frame (issued_at, cell_id, hour, horizon_hours) and the float32 input matrix.
     ``feature_names`` is the column order a trained model expects (its training set's
     ``feature_names``); without it, the order is ``model_inputs`` of the rows' state columns.
+    ``weather_inputs`` and ``weather`` are the model's weather mode and the target-hour weather,
+    as in ``build_training_set``.
     """
     state_names = state_columns(cutoff_rows.columns)
-    expected = model_inputs(state_names)
+    if weather_inputs is not None:
+        state_names = weather_inputs.state_columns(state_names)
+    expected = model_inputs(state_names, weather_inputs)
     if feature_names is not None and feature_names != expected:
         missing = [name for name in feature_names if name not in expected]
         extra = [name for name in expected if name not in feature_names]
@@ -138,7 +171,8 @@ def build_scoring_frame(cutoff_rows: pl.DataFrame, horizon_hours: int, time_zone
     target_matrix = target_calendar_matrix(
         *(target_calendar[name].cast(pl.Float32).to_numpy() for name in
           ("local_hour", "day_of_week", "month", "is_holiday")))
-    features = np.column_stack([state[row_index], target_matrix,
+    weather_matrix = target_weather_matrix(weather_inputs, weather, epoch_hours(issued_at), horizons)
+    features = np.column_stack([state[row_index], target_matrix, weather_matrix,
                                 horizons.astype(np.float32)]).astype(np.float32)
     return keys.select("issued_at", "cell_id", "hour", "horizon_hours"), features
 

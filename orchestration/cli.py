@@ -28,9 +28,18 @@ from pathlib import Path
 import click
 import dagster as dg
 
-from ml.backtest import results_markdown
+from ml.backtest import plan_issues, results_markdown
+from orchestration.assets.weather_modes import headline_rows, plan_origins
 from orchestration.assets.models import table_columns
-from orchestration.definitions import EVALUATE_JOB, RELEASE_JOB, SCORE_JOB, build_definitions
+from orchestration.definitions import (
+    EVALUATE_JOB,
+    FEATURES_JOB,
+    RELEASE_JOB,
+    SCORE_JOB,
+    WAREHOUSE_JOB,
+    WEATHER_MODES_JOB,
+    build_definitions,
+)
 from orchestration.jurisdiction import (
     ConfigError,
     JurisdictionConfig,
@@ -528,6 +537,40 @@ def evaluate(context: click.Context, config_path: Path | None) -> None:
     blocked = run_or_fail(run_context, [(EVALUATE_JOB, None), (RELEASE_JOB, None)])
     print_summary(run_context.settings, config, run_context.jurisdiction.synthetic)
     finish(run_context.settings, blocked)
+
+
+def weather_mode_lines(settings: RiskcastSettings) -> list[str]:
+    """Return the weather-mode backtest's headline table as Markdown lines."""
+    with connect(settings.warehouse_path, read_only=True) as connection:
+        frame = connection.sql("SELECT * FROM main.weather_mode_metrics").pl()
+    lines = ["| mode | ROC-AUC (hour) | ROC-AUC (day) | PAI at 5% (day) |", "|---|---|---|---|"]
+    for row in headline_rows(frame):
+        values = [f"{row[name]:.3f}" if row[name] is not None else "n/a"
+                  for name in ("roc_auc_hour", "roc_auc_day", "pai_day")]
+        lines.append(f"| {row['label']} | " + " | ".join(values) + " |")
+    return lines
+
+
+@cli.command("weather-modes",
+             help="Retrain the ensemble over the run file's backtest window with no weather, with stand-in "
+                  "forecast weather and with observed (oracle) weather, score the three side by side and print "
+                  "the table. `report --build` then shows it in the Model Metrics report. With --prepare, first "
+                  "build the warehouse and the features that the training windows need.")
+@config_option
+@click.option("--prepare", is_flag=True, help="build the warehouse and the features of the training windows first")
+@click.pass_context
+def weather_modes(context: click.Context, config_path: Path | None, prepare: bool) -> None:
+    config = config_or_default(config_path)
+    run_context = load_context(config, home_of(context))
+    run = run_context.run
+    window = run.backtest_window
+    issues = plan_issues(window.start, window.end, run_context.jurisdiction.time_zone, run.backtest.issue_hour)
+    origins = plan_origins(issues, run.weather_modes.refresh_days, run.weather_modes.train_days)
+    steps = []
+    if prepare:
+        steps = [(WAREHOUSE_JOB, None), (FEATURES_JOB, range_tags(origins[0].start, issues[-1].until))]
+    run_or_fail(run_context, [*steps, (WEATHER_MODES_JOB, None)])
+    click.echo("\n".join(weather_mode_lines(run_context.settings)))
 
 
 @cli.command(help="Print the paths of a jurisdiction's HTML reports. With --build, first materialize every "

@@ -22,6 +22,7 @@ import dagster as dg
 from orchestration.assets.audit_report import data_input_audit_report
 from orchestration.assets.audits import build_audit_checks
 from orchestration.assets.backtest import backtest_metrics, backtest_predictions, model_metrics_report
+from orchestration.assets.weather_modes import weather_mode_backtest
 from orchestration.assets.bias import (
     bias_audit_report,
     bias_group_metrics,
@@ -88,6 +89,7 @@ SCORE_JOB = "score_job"
 EVALUATE_JOB = "evaluate_job"
 RELEASE_JOB = "release_job"
 HOURLY_JOB = "hourly_increment_job"
+WEATHER_MODES_JOB = "weather_modes_job"
 REFRESH_JOB = "model_refresh_job"
 NIGHTLY_JOB = "nightly_evaluation_job"
 BIAS_ASSETS = [cell_groups, bias_group_metrics, input_bias_audit, feedback_simulation, deployment_simulation,
@@ -133,6 +135,10 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
                                         "backtest the ensemble against every baseline on daily forecasts, "
                                         "audit the forecasts for bias, simulate deployment and feedback loops, "
                                         "and write the Model Metrics report."),
+        dg.define_asset_job(WEATHER_MODES_JOB, selection=dg.AssetSelection.assets(weather_mode_backtest), tags=tags,
+                            description="Retrain the ensemble over the backtest window with no weather, with "
+                                        "stand-in forecast weather and with observed (oracle) weather, and score "
+                                        "the three side by side for the Model Metrics report."),
         dg.define_asset_job(RELEASE_JOB, selection=release_selection, tags=tags,
                             description="Apply the bias release gate to the latest ensembles and promote them "
                                         "to current when it passes."),
@@ -158,7 +164,7 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
                 raw_service_requests,
                 raw_boundaries, raw_cells, raw_demographics,
                 warehouse, data_input_audit_report, features, risk_ensemble, scores, evaluation_metrics,
-                backtest_predictions, backtest_metrics, model_metrics_report, *BIAS_ASSETS,
+                backtest_predictions, backtest_metrics, model_metrics_report, weather_mode_backtest, *BIAS_ASSETS,
                 release_candidate, current_ensemble],
         asset_checks=[*build_audit_checks(jurisdiction), bias_disparity_gate, *freshness_checks,
                       build_scores_lag_check(run.freshness)],

@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ml.target_weather import WeatherInputs
+from ml.weather_forecast import WeatherStandIn
 from orchestration.bias_config import BiasConfig, DeploymentSettings, ReleaseSettings, SimulationSettings
 from orchestration.operations_config import (
     ExecutorSettings,
@@ -1164,6 +1166,56 @@ class RefreshSettings(BaseModel):
         return REFRESH_PERIODS[self.period]
 
 
+class StandInSettings(BaseModel):
+    """The stand-in weather forecast used where no archived forecast covers an hour (``ml.weather_forecast``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["persistence", "climatology", "blend"] = Field(
+        default="blend", description="persistence, climatology, or their blend")
+    blend_weight: float | None = Field(
+        default=None, ge=0, le=1, description="fixed weight of persistence in the blend; null means exp(-h / tau)")
+    blend_tau_hours: float = Field(default=24.0, gt=0, description="tau of the blend weight exp(-h / tau), in hours")
+    climatology_years: int = Field(default=3, ge=1, description="years before the cut-off that the climatology reads")
+    smoothing_days: int = Field(default=7, ge=0, le=182,
+                                description="days on each side of the day of the year pooled into a climatology value")
+    persistence_max_gap_hours: int = Field(
+        default=24, ge=0, description="how far back persistence looks for an observed value")
+
+
+class WeatherInputSettings(BaseModel):
+    """Weather inputs of the ensemble for the hours it forecasts (``ml.target_weather``).
+
+    ``stand_in`` (the default) gives every target hour the weather known at the cut-off: the
+    latest archived forecast issued by then, or else the stand-in forecast. ``none`` trains and
+    scores without any weather input. Observed weather of the target hours ("oracle weather") is
+    not a choice here: no forecaster has it, so it exists only in the weather-mode backtest.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["none", "stand_in"] = Field(
+        default="stand_in", description="none (no weather inputs) or stand_in (forecast-time weather)")
+    stand_in: StandInSettings = Field(default_factory=StandInSettings)
+
+    def inputs(self) -> WeatherInputs:
+        return WeatherInputs(mode=self.mode, stand_in=WeatherStandIn(**self.stand_in.model_dump()))
+
+
+class WeatherModeSettings(BaseModel):
+    """The weather-mode backtest: the ensemble retrained without weather, with stand-in and with observed weather.
+
+    Each mode trains one ensemble per origin, every ``refresh_days`` days across the backtest
+    window, on the ``train_days`` days before the origin, with the run's ensemble settings. So the
+    three modes differ in their weather inputs only.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_days: int = Field(default=28, ge=1, description="days between the origins of the weather-mode backtest")
+    train_days: int = Field(default=182, ge=7, description="days of training data before each origin")
+
+
 BASELINE_CHOICES = ("compstat", "compstat_day", "naive", "retrospective_hotspot", "prospective_hotspot",
                     "sepp", "random", "oracle")
 
@@ -1253,6 +1305,12 @@ class RunConfig(BaseModel):
         default=None, description="targets to train, score and evaluate (a subset of the jurisdiction's "
                                   "targets, the first being the evaluated one); default: all of them")
     backtest: BacktestSettings = Field(default_factory=BacktestSettings)
+    weather: WeatherInputSettings = Field(
+        default_factory=WeatherInputSettings,
+        description="the weather inputs of the ensemble: stand_in (forecast-time weather) or none")
+    weather_modes: WeatherModeSettings = Field(
+        default_factory=WeatherModeSettings,
+        description="origins and training windows of the weather-mode backtest")
     release: ReleaseSettings = Field(default_factory=ReleaseSettings,
                                      description="the bias release gate that a trained ensemble passes to become current")
     deployment: DeploymentSettings = Field(default_factory=DeploymentSettings,

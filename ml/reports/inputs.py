@@ -52,6 +52,7 @@ class ModelMetricsInputs:
     curves: pl.DataFrame
     reliability: pl.DataFrame
     timeseries: pl.DataFrame
+    weather_modes: pl.DataFrame | None = None
 
     def __post_init__(self) -> None:
         for name, columns in REQUIRED_COLUMNS.items():

@@ -323,6 +323,38 @@ def notes_section(inputs: ModelMetricsInputs, models: list[str]) -> str:
             "is shown as none.</p>")
 
 
+WEATHER_MODE_COLUMNS = (("roc_auc", "hour"), ("roc_auc", "day"), ("pai", "day"))
+
+
+def weather_mode_section(inputs: ModelMetricsInputs) -> str:
+    """Render the three weather modes side by side: none, stand-in forecast, and observed (oracle) weather."""
+    frame = inputs.weather_modes
+    if frame is None or frame.height == 0:
+        return ("<p class='missing'>The weather-mode backtest has not run for this warehouse. Run "
+                "<code>riskcast weather-modes</code> to compare the ensemble with no weather, with stand-in "
+                "forecast weather and with observed (oracle) weather.</p>")
+    header = "".join(f"<th>{escape(metric_label(metric))} ({escape(aggregation_units(aggregation))})</th>"
+                     for metric, aggregation in WEATHER_MODE_COLUMNS)
+    rows = []
+    labelled = frame.select("model", "label").unique().sort("label")
+    for model, label in labelled.iter_rows():
+        cells = []
+        for metric, aggregation in WEATHER_MODE_COLUMNS:
+            match = rows_where(frame, model=model, metric=metric, aggregation=aggregation)
+            if match.height == 0:
+                cells.append("<td class='missing'>n/a</td>")
+                continue
+            row = match.row(0, named=True)
+            cells.append(f"<td>{escape(format_number(row['value']))} <span class='interval'>"
+                         f"{escape(format_interval(row.get('ci_low'), row.get('ci_high')))}</span></td>")
+        rows.append(f"<tr><td>{escape(label or model)}</td>{''.join(cells)}</tr>")
+    return ("<p>The ensemble retrained with the same seed, settings and origins in three weather modes. The gap "
+            "between (b) and (c) is what a better weather forecast could add; the gap between (a) and (b) is "
+            "what weather adds at all. Mode (c) reads weather observed after the issue time, which no "
+            "forecaster has: it is an upper bound, never a result.</p>"
+            f"<table><caption>Weather modes</caption><tr><th>mode</th>{header}</tr>{''.join(rows)}</table>")
+
+
 # The page.
 
 def render_page(inputs: ModelMetricsInputs) -> str:
@@ -359,6 +391,8 @@ def render_page(inputs: ModelMetricsInputs) -> str:
         reliability_section(inputs, models, styles),
         "<h2>Backtest per origin</h2>",
         timeseries_section(inputs, models, styles),
+        "<h2>Weather modes</h2>",
+        weather_mode_section(inputs),
         "<h2>Notes</h2>",
         notes_section(inputs, models),
         "</body></html>",

@@ -32,11 +32,13 @@ from ml.ensemble import RiskEnsemble
 from ml.feature_store import read_window
 from ml.hotspots import cells_from_lonlat
 from ml.reports.model_metrics import ModelMetricsInputs, render_model_metrics_report
+from ml.target_weather import TargetWeather, WeatherInputs
 from orchestration.assets.evaluation import naive, outcome_column, target_codes
 from orchestration.assets.scoring import ModelSpan, model_spans
 from orchestration.jurisdiction import JurisdictionConfig, RunConfig, run_targets
 from orchestration.resources import RiskcastResource
 from orchestration.warehouse import connect
+from orchestration.weather_inputs import model_weather_inputs, target_weather
 
 # Baselines fitted on the complete cell-hour spine; the others read the incidents only.
 DENSE_HISTORY = {"compstat", "compstat_day", "naive"}
@@ -99,6 +101,26 @@ def write_table(connection, name: str, frame: pl.DataFrame) -> None:
     connection.unregister("incoming")
 
 
+class BacktestWeather:
+    """Target-hour weather of every backtest issue, built once per weather mode of the models in use."""
+
+    def __init__(self, warehouse: Path, horizon_hours: int, issues: list[Issue]) -> None:
+        self.warehouse = warehouse
+        self.horizon_hours = horizon_hours
+        self.first, self.last = issues[0].issued_at, issues[-1].issued_at
+        self.modes: dict[WeatherInputs, TargetWeather | None] = {}
+
+    def inputs_of(self, span: ModelSpan) -> WeatherInputs | None:
+        return model_weather_inputs(span.path)
+
+    def get(self, inputs: WeatherInputs | None) -> TargetWeather | None:
+        if inputs is None:
+            return None
+        if inputs not in self.modes:
+            self.modes[inputs] = target_weather(self.warehouse, inputs, self.horizon_hours, self.first, self.last)
+        return self.modes[inputs]
+
+
 def model_kinds(baselines: dict[str, RiskBaseline]) -> dict[str, str]:
     return {REFERENCE_MODEL: "probability", **{name: baseline.risk_kind for name, baseline in baselines.items()}}
 
@@ -140,13 +162,16 @@ def backtest_predictions(context: dg.AssetExecutionContext, riskcast: RiskcastRe
     histories[REFERENCE_MODEL] = sparse
     cutoff_rows = CutoffRows(settings.features_dir, cells_table.height)
     loaded: dict[str, RiskEnsemble] = {}
+    weathers = BacktestWeather(settings.warehouse_path, run.horizon_hours, issues)
     frames = []
     started = time.monotonic()
     for number, (issue, span) in enumerate(zip(issues, spans), start=1):
         if span.model_id not in loaded:
             loaded[span.model_id] = RiskEnsemble.load(span.path)
+        inputs = weathers.inputs_of(span)
         ensemble = EnsembleForecaster(loaded[span.model_id], cutoff_rows, jurisdiction.time_zone,
-                                      jurisdiction.holiday_country, jurisdiction.holiday_subdivision)
+                                      jurisdiction.holiday_country, jurisdiction.holiday_subdivision,
+                                      inputs, weathers.get(inputs))
         forecasters = {REFERENCE_MODEL: ensemble, **baselines}
         frames.append(forecast_issue(issue, span.train_end, cells_table["cell_id"].to_list(), forecasters,
                                      histories).with_columns(pl.lit(span.model_id).alias("model_id")))
@@ -266,8 +291,38 @@ def read_tables(warehouse: Path) -> BacktestTables:
     return BacktestTables(**frames)
 
 
+def read_weather_modes(warehouse: Path) -> pl.DataFrame | None:
+    """Read the weather-mode backtest's metrics (``orchestration.assets.weather_modes``), or None before it ran."""
+    with connect(warehouse, read_only=True) as connection:
+        exists = connection.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' "
+            "AND table_name = 'weather_mode_metrics'").fetchone()[0]
+        if not exists:
+            return None
+        return connection.sql("SELECT * FROM main.weather_mode_metrics").pl()
+
+
+def weather_note(run: RunConfig) -> str:
+    """Describe the weather the ensemble read, in the words of the report."""
+    inputs = run.weather.inputs()
+    if inputs.mode == "none":
+        return "The ensemble read no weather input (run file weather.mode: none)."
+    stand_in = inputs.stand_in
+    method = {"persistence": "persistence (the last observed value carried forward)",
+              "climatology": f"climatology (the mean of the {stand_in.climatology_years} years before, "
+                             f"+/- {stand_in.smoothing_days} days)",
+              "blend": "a blend of persistence and climatology, with persistence weighted "
+                       + (f"{stand_in.blend_weight}" if stand_in.blend_weight is not None
+                          else f"exp(-h / {stand_in.blend_tau_hours:g}) at horizon h")}[stand_in.method]
+    return ("The ensemble read the observed weather of the hour before each issue time and, for each target "
+            "hour, the weather known at the issue time: the latest archived forecast issued by then where one "
+            f"covers the hour (forecast_source: {run.forecast_source}), else a stand-in forecast, {method}. "
+            "No weather observed after the issue time was used.")
+
+
 def report_inputs(run: RunConfig, jurisdiction: JurisdictionConfig, tables: BacktestTables,
-                  notes: dict[str, str], target: str, n_origins: int) -> ModelMetricsInputs:
+                  notes: dict[str, str], target: str, n_origins: int,
+                  weather_modes: pl.DataFrame | None = None) -> ModelMetricsInputs:
     window = run.backtest_window
     unit = "census tracts" if jurisdiction.cells.spatial_unit == "census_tract" else "grid cells"
     rule = {"coverage": f"the top {run.coverage:.0%} of cells in each map (one map per hour, shift or day)",
@@ -288,11 +343,10 @@ def report_inputs(run: RunConfig, jurisdiction: JurisdictionConfig, tables: Back
         threshold_rule=rule,
         coverage=run.coverage,
         model_notes=notes,
-        weather_note="The ensemble read the observed weather of the hour before each issue time and no "
-                     "weather after it; forecast weather for the target hours is not used yet.",
+        weather_note=weather_note(run),
         metrics=tables.metrics, comparisons=tables.comparisons, thresholds=tables.thresholds,
         hotspot_curve=tables.hotspot_curve, curves=tables.curves, reliability=tables.reliability,
-        timeseries=tables.timeseries,
+        timeseries=tables.timeseries, weather_modes=weather_modes,
     )
 
 
@@ -310,7 +364,9 @@ def model_metrics_report(context: dg.AssetExecutionContext, riskcast: RiskcastRe
     notes = dict(zip(models["model"], models["description"]))
 
     path = settings.reports_dir / "model_metrics.html"
-    render_model_metrics_report(path, report_inputs(run, jurisdiction, tables, notes, target, n_origins))
+    weather_modes = read_weather_modes(settings.warehouse_path)
+    render_model_metrics_report(path, report_inputs(run, jurisdiction, tables, notes, target, n_origins,
+                                                    weather_modes))
     context.log.info(f"model_metrics_report: wrote {path} from {tables.metrics.height} metric rows")
     return dg.MaterializeResult(metadata={
         "report": dg.MetadataValue.path(str(path)),

@@ -16,7 +16,7 @@ import json
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -35,12 +35,15 @@ from ml.manifest import (
     write_model_card,
 )
 from ml.model_data import build_training_set
+from ml.target_weather import TargetWeather, WeatherInputs
 from orchestration.jurisdiction import JurisdictionConfig, RunConfig, run_targets
 from orchestration.resources import RiskcastResource
 from orchestration.settings import RiskcastSettings
 from orchestration.warehouse import connect
+from orchestration.weather_inputs import target_weather
 
 REPOSITORY = Path(__file__).resolve().parents[2]
+HOUR = timedelta(hours=1)
 
 REGISTRY_DDL = """
 CREATE TABLE IF NOT EXISTS main.model_registry (
@@ -147,13 +150,27 @@ class TrainingRequest:
     run: RunConfig
     jurisdiction: JurisdictionConfig
     settings: RiskcastSettings
+    weather_inputs: WeatherInputs | None = None
+    weather: TargetWeather | None = None
+
+
+def weather_entry(request: TrainingRequest) -> dict | None:
+    """The manifest's record of the weather inputs, with where the target hours' weather came from."""
+    if request.weather_inputs is None:
+        return None
+    entry = request.weather_inputs.manifest_entry()
+    entry["target_hour_sources"] = dict(request.weather.coverage) if request.weather is not None else {}
+    return entry
 
 
 def train_target(request: TrainingRequest, target: str, log: dg.DagsterLogManager) -> dict:
     """Train, save, manifest and register the ensemble of one target; return its manifest."""
     run, jurisdiction = request.run, request.jurisdiction
+    if request.weather is not None:
+        request.weather.reset_coverage()
     training = build_training_set(request.panel, request.n_cells, run.horizon_hours,
-                                  np.random.default_rng(run.seed), target=target)
+                                  np.random.default_rng(run.seed), target=target,
+                                  weather_inputs=request.weather_inputs, weather=request.weather)
     log.info(f"{jurisdiction.name} {target}: training on {training.labels.size} rows, "
              f"{int(training.labels.sum())} positives, {request.start.isoformat()} to {request.end.isoformat()}")
 
@@ -164,7 +181,8 @@ def train_target(request: TrainingRequest, target: str, log: dg.DagsterLogManage
     training_seconds = time.perf_counter() - started
 
     data_hash = array_sha256(training.features, training.labels)
-    parameters = {**config.__dict__, "horizon_hours": run.horizon_hours}
+    weather_settings = request.weather_inputs.manifest_entry() if request.weather_inputs else None
+    parameters = {**config.__dict__, "horizon_hours": run.horizon_hours, "weather": weather_settings}
     model_id = model_identifier(jurisdiction.name, target, request.end, data_hash, parameters)
     folder = request.settings.models_dir / model_id
     if folder.exists():
@@ -191,6 +209,7 @@ def train_target(request: TrainingRequest, target: str, log: dg.DagsterLogManage
         "feature_files": request.feature_files,
         "training_data_sha256": data_hash,
         "feature_names": training.feature_names,
+        "weather": weather_entry(request),
         "parameters": parameters,
         "seed": run.seed,
         "weights": ensemble.weights,
@@ -242,11 +261,13 @@ def build_training_asset(partitions_def: dg.PartitionsDefinition,
 
         with connect(settings.warehouse_path, read_only=True) as connection:
             n_cells = connection.sql("SELECT count(*) FROM marts.dim_cells").fetchone()[0]
+        inputs = run.weather.inputs()
         request = TrainingRequest(
             partition_key=context.partition_key, start=start, end=end,
             panel=read_window(settings.features_dir, start, end, n_cells), n_cells=n_cells,
             feature_files=feature_file_hashes(settings.features_dir, start, end),
-            run=run, jurisdiction=jurisdiction, settings=settings)
+            run=run, jurisdiction=jurisdiction, settings=settings, weather_inputs=inputs,
+            weather=target_weather(settings.warehouse_path, inputs, run.horizon_hours, start, end - HOUR))
         context.log.info(f"refresh partition {context.partition_key}: {request.panel.height} feature rows from "
                          f"{len(request.feature_files)} day files, {start.isoformat()} to {end.isoformat()}, "
                          f"targets {run_targets(run, jurisdiction)}")

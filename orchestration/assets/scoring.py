@@ -15,7 +15,7 @@ and ``publish_scores`` swaps them in with one short write transaction.
 
 import logging
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -27,12 +27,14 @@ import polars as pl
 from ml.ensemble import RiskEnsemble
 from ml.feature_store import read_window
 from ml.model_data import build_scoring_frame
+from ml.target_weather import TargetWeather, WeatherInputs
 from orchestration.assets.models import LEGACY_TARGET, migrate_registry, table_columns
 from orchestration.jurisdiction import JurisdictionConfig, RunConfig, run_targets
 from orchestration.partitions import chunks, partition_key, run_window
 from orchestration.resources import RiskcastResource
 from orchestration.settings import RiskcastSettings
 from orchestration.warehouse import connect
+from orchestration.weather_inputs import WeatherCoverage, model_weather_inputs, target_weather
 
 CHUNK = timedelta(hours=24)
 HOUR = timedelta(hours=1)
@@ -54,6 +56,7 @@ CREATE TABLE IF NOT EXISTS main.risk_scores (
 SCORE_COLUMNS = ("cell_id", "hour", "horizon_hours", "target", "risk", "relative_risk", "rank", "model_id",
                  "issued_at")
 MAP_KEYS = ("issued_at", "horizon_hours", "target")
+FORECAST_CHECK = "forecast_weather_coverage"
 
 
 class NoModelError(LookupError):
@@ -185,7 +188,19 @@ class ModelCache:
 
     def __init__(self, threads: int | None = None) -> None:
         self.loaded: dict[str, RiskEnsemble] = {}
+        self.weather: dict[str, WeatherInputs | None] = {}
         self.threads = threads
+
+    def weather_inputs(self, span: ModelSpan) -> WeatherInputs | None:
+        """Return the weather mode the span's model was trained with; oracle-weather models cannot score."""
+        if span.model_id not in self.weather:
+            inputs = model_weather_inputs(span.path)
+            if inputs is not None and inputs.mode == "observed":
+                raise ValueError(f"model {span.model_id} was trained on observed weather of the target hours "
+                                 f"(oracle weather), which no forecaster has at issue time; retrain it with "
+                                 f"weather.mode stand_in or none before scoring")
+            self.weather[span.model_id] = inputs
+        return self.weather[span.model_id]
 
     def get(self, span: ModelSpan) -> RiskEnsemble:
         if span.model_id not in self.loaded:
@@ -207,27 +222,41 @@ def limit_threads(ensemble: RiskEnsemble, threads: int) -> None:
 
 
 def score_piece(cutoff_rows: pl.DataFrame, spans: list[ModelSpan], models: ModelCache,
-                horizon_hours: int, jurisdiction) -> list[pl.DataFrame]:
-    """Score the feature rows of one chunk of issue hours with every span that covers part of it."""
+                horizon_hours: int, jurisdiction, warehouse: Path,
+                coverage: WeatherCoverage | None = None) -> list[pl.DataFrame]:
+    """Score the feature rows of one chunk of issue hours with every span that covers part of it.
+
+    Each model reads the target-hour weather of the mode it was trained with, built from the
+    warehouse's observations before each issue hour and its forecast archive. ``coverage`` counts
+    where that weather came from.
+    """
     piece_start = cutoff_rows["hour"].min()
     piece_end = cutoff_rows["hour"].max() + HOUR
     frames: dict[tuple, tuple[pl.DataFrame, np.ndarray]] = {}
+    weathers: dict[tuple, TargetWeather | None] = {}
     scored = []
     for span in spans:
         start, end = max(span.start, piece_start), min(span.end, piece_end)
         if start >= end:
             continue
         ensemble = models.get(span)
-        key = (start, end, tuple(ensemble.feature_names))
+        inputs = models.weather_inputs(span)
+        key = (start, end, tuple(ensemble.feature_names), inputs)
         if key not in frames:
             rows = cutoff_rows.filter((pl.col("hour") >= start) & (pl.col("hour") < end))
+            weather_key = (start, end, inputs)
+            if weather_key not in weathers:
+                weathers[weather_key] = target_weather(warehouse, inputs, horizon_hours, start, end - HOUR)
             frames[key] = build_scoring_frame(rows, horizon_hours, jurisdiction.time_zone,
                                               jurisdiction.holiday_country, jurisdiction.holiday_subdivision,
-                                              ensemble.feature_names)
+                                              ensemble.feature_names, inputs, weathers[weather_key])
         keys, features = frames[key]
         risk = pl.Series("risk", ensemble.predict_proba(features), dtype=pl.Float64)
         scored.append(keys.with_columns(risk, pl.lit(span.target).alias("target"),
                                         pl.lit(span.model_id).alias("model_id")))
+    if coverage is not None:
+        for weather in weathers.values():
+            coverage.add(weather)
     return scored
 
 
@@ -248,8 +277,12 @@ class ScoreSummary:
     rows: int = 0
     risk_sum: float = 0.0
     risk_max: float = 0.0
+    weather: WeatherCoverage = field(default_factory=WeatherCoverage)
 
     def add(self, other: "ScoreSummary") -> None:
+        self.weather.forecast += other.weather.forecast
+        self.weather.stand_in += other.weather.stand_in
+        self.weather.observed += other.weather.observed
         self.files += other.files
         self.rows += other.rows
         self.risk_sum += other.risk_sum
@@ -266,6 +299,7 @@ class ScoreSummary:
             "newest_issue_hour": dg.MetadataValue.text((end - HOUR).isoformat()),
             "mean_risk": dg.MetadataValue.float(self.risk_sum / self.rows if self.rows else float("nan")),
             "max_risk": dg.MetadataValue.float(self.risk_max),
+            "target_hour_weather": dg.MetadataValue.text(self.weather.note()),
         }
 
 
@@ -300,7 +334,9 @@ def score_to_staging(settings: RiskcastSettings, run: RunConfig, jurisdiction: J
     models = ModelCache(threads)
     for piece_start, piece_end in chunks(start, end, CHUNK):
         cutoff_rows = read_window(settings.features_dir, piece_start, piece_end, n_cells)
-        for index, scored in enumerate(score_piece(cutoff_rows, spans, models, run.horizon_hours, jurisdiction)):
+        pieces = score_piece(cutoff_rows, spans, models, run.horizon_hours, jurisdiction, settings.warehouse_path,
+                             summary.weather)
+        for index, scored in enumerate(pieces):
             table = to_table(scored)
             path = staging / f"scores_{partition_key(piece_start).replace(':', '')}_{index}.parquet"
             write_parquet_atomically(table, path)
@@ -346,6 +382,25 @@ def publish_scores(warehouse: Path, files: list[Path], windows: list[tuple[datet
     return inserted
 
 
+def forecast_check(weather: WeatherCoverage, forecast_source: str) -> dg.AssetCheckResult:
+    """WARN when hours fell back to the stand-in although the run reads forecasts; never stops the run."""
+    metadata = {
+        "forecast_source": dg.MetadataValue.text(forecast_source),
+        "pairs_from_forecasts": dg.MetadataValue.int(weather.forecast),
+        "pairs_from_stand_in": dg.MetadataValue.int(weather.stand_in),
+        "note": dg.MetadataValue.text(weather.note()),
+    }
+    if forecast_source == "none" or weather.total == 0 or weather.stand_in == 0:
+        reason = ("the run reads no forecasts (forecast_source: none), so the stand-in is the configured weather"
+                  if forecast_source == "none" else "every target hour had the weather the models read")
+        return dg.AssetCheckResult(check_name=FORECAST_CHECK, passed=True, metadata=metadata, description=reason)
+    description = (f"{weather.stand_in} of {weather.total} issue-hour x horizon pairs had no archived forecast "
+                   f"(forecast_source: {forecast_source}) and used the stand-in forecast instead; check "
+                   f"raw_weather_forecasts' last run for a failed or partial fetch")
+    return dg.AssetCheckResult(check_name=FORECAST_CHECK, passed=False, severity=dg.AssetCheckSeverity.WARN,
+                               metadata=metadata, description=description)
+
+
 def build_scoring_asset(partitions_def: dg.PartitionsDefinition,
                         model_mapping: dg.PartitionMapping) -> dg.AssetsDefinition:
     """Build ``risk_scores``; ``model_mapping`` maps an issue hour to the refresh partition it may use."""
@@ -355,8 +410,13 @@ def build_scoring_asset(partitions_def: dg.PartitionsDefinition,
         group_name="scoring",
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=["cell_hour_features", dg.AssetDep("risk_ensemble", partition_mapping=model_mapping)],
+        deps=["cell_hour_features", "raw_weather_forecasts",
+              dg.AssetDep("risk_ensemble", partition_mapping=model_mapping)],
         kinds={"duckdb"},
+        check_specs=[dg.AssetCheckSpec(
+            FORECAST_CHECK, asset="risk_scores", blocking=False,
+            description="Warns when a target hour's weather fell back to the stand-in forecast although the run "
+                        "reads forecasts (forecast_source archive or nws): the forecast was missing or incomplete.")],
     )
     def risk_scores(context: dg.AssetExecutionContext, riskcast: RiskcastResource) -> dg.MaterializeResult:
         """Probability, relative risk and rank of each target per cell for each of the next 72 hours."""
@@ -370,7 +430,12 @@ def build_scoring_asset(partitions_def: dg.PartitionsDefinition,
         shutil.rmtree(staging, ignore_errors=True)
 
         context.log.info(f"partitions {context.partition_key_range.start} to {context.partition_key_range.end}: "
-                         f"wrote {published} risk scores for targets {summary.targets}")
-        return dg.MaterializeResult(metadata=summary.metadata(start, end))
+                         f"wrote {published} risk scores for targets {summary.targets}; target-hour weather: "
+                         f"{summary.weather.note()}")
+        check = forecast_check(summary.weather, riskcast.run_config().forecast_source)
+        if not check.passed:
+            context.log.warning(f"partitions {context.partition_key_range.start} to "
+                                f"{context.partition_key_range.end}: {check.description}")
+        return dg.MaterializeResult(metadata=summary.metadata(start, end), check_results=[check])
 
     return risk_scores
