@@ -56,10 +56,27 @@ def read_text_table(path: Path) -> pl.DataFrame:
             return frame.with_columns(pl.all().cast(pl.String))
         if path.name.endswith((".json", ".json.gz")):
             return read_json_records(path)
-        return pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", raise_if_empty=False)
+        frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", raise_if_empty=False)
     except (pl.exceptions.ComputeError, OSError, EOFError) as error:
-        raise ExtractError(f"cannot read {path}: {error}; re-download the file or remove it from "
-                           f"the extracts folder") from error
+        raise ExtractError(f"cannot read {path}: {describe_read_error(path, error)}; re-download the "
+                           f"file or remove it from the extracts folder") from error
+
+    # An empty file reads as a frame without columns, which the header check would report as
+    # every mapped column missing.
+    if frame.width == 0:
+        raise ExtractError(f"{path} is empty: it has no header line and no rows. Re-download the file "
+                           f"or remove it from the extracts folder")
+    return frame
+
+
+def describe_read_error(path: Path, error: Exception) -> str:
+    """Describe a read error, naming a gzip stream that ends early as truncated.
+
+    polars reports such a stream only as "unexpected end of file", which does not say why.
+    """
+    if path.name.endswith(".gz") and (isinstance(error, EOFError) or "end of file" in str(error)):
+        return f"the gzip stream is truncated, so the download was cut short ({error})"
+    return str(error)
 
 
 def read_json_records(path: Path) -> pl.DataFrame:

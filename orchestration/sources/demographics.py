@@ -23,7 +23,7 @@ import polars as pl
 
 from orchestration.geography import check_extracts_folder, normalize_id, parse_number_text
 from orchestration.ingest import ExtractError, drop_blank_rows, read_text_table, select_mapped_columns, with_provenance
-from orchestration.jurisdiction import DEMOGRAPHIC_FIELDS, DemographicTableConfig
+from orchestration.jurisdiction import DEMOGRAPHIC_COUNT_FIELDS, DEMOGRAPHIC_FIELDS, DemographicTableConfig
 from orchestration.resources import ensure_extracts_folder
 
 logger = logging.getLogger(__name__)
@@ -132,5 +132,30 @@ def canonical_row(row: dict, source_id: str, table: DemographicTableConfig, path
             values[field] = parse_number_text(row[field], where)
         else:
             values[field] = None
+    check_group_counts(values, row["source_row"], table, path)
     return {"table_name": table.name, "layer": table.layer, "area_id": area_id, "source_id": source_id,
             **values, "source_file": path.name, "source_row": row["source_row"]}
+
+
+def check_group_counts(values: dict[str, str | None], source_row: int, table: DemographicTableConfig,
+                       path: Path) -> None:
+    """Raise when a row's group counts add up to more than its population.
+
+    The race and ethnicity groups are disjoint parts of the population (as in ACS table B03002),
+    so a larger sum gives shares over 1 and a negative ``other``. The warehouse's range tests
+    would then fail the whole dbt build without naming the file or row, so the row is named here.
+    """
+    population = values["population"]
+    groups = [field for field in DEMOGRAPHIC_COUNT_FIELDS if field != "population" and values[field] is not None]
+    if population is None or not groups:
+        return
+
+    total = sum(float(values[field]) for field in groups)
+    if total > float(population):
+        columns = ", ".join(repr(table.columns[field]) for field in groups)
+        raise ExtractError(
+            f"{path}, row {source_row}: the group counts in columns {columns} add up to {total:g}, "
+            f"more than the population {population} in column {table.columns['population']!r}, so "
+            f"their shares would exceed 1. Check that these columns map counts of people, not "
+            f"percentages, and that they and the population come from the same table"
+        )
