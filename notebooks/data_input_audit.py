@@ -54,9 +54,9 @@ display(Markdown(f"Warehouse: `{info.path}` ({info.display_name}, local times in
 # %% [markdown]
 # ## Quarantine: records set aside, with the reason
 #
-# A record that cannot be used (no coordinates, outside the city, a time that does not exist,
-# an unreadable row) is never dropped silently: it goes to a quarantine table with the rule it
-# broke. These counts cover the whole warehouse, whatever the selection.
+# Some records cannot be used: no coordinates, outside the city, a time after the extract was
+# read or before the data start, an unreadable row. None is dropped silently, because each goes
+# to a quarantine table with the rule it broke. These counts cover the whole warehouse, whatever the selection.
 
 # %%
 connection = open_connection(info.path, read_only=True)

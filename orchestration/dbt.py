@@ -72,6 +72,11 @@ def prepare_manifest() -> Path:
     return manifest
 
 
+# Hours an incident may lie after the extract's reference time before int_incidents__located
+# quarantines it as future_time. A day absorbs a portal clock that runs ahead and a record entered
+# shortly before its event time, while a mistyped year stays far outside.
+FUTURE_TIME_TOLERANCE_HOURS = 24
+
 # DuckDB's spelling of the Socrata floating-timestamp format, as in 2023-07-04T00:15:00.000.
 DEFAULT_API_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
 
@@ -133,6 +138,7 @@ def dbt_vars(jurisdiction: JurisdictionConfig) -> dict[str, Any]:
         "weather_stations": weather_station_vars(weather),
         "weather_layouts": weather_layout_vars(weather),
         "data_start": jurisdiction.data_start.isoformat(),
+        "future_time_tolerance_hours": FUTURE_TIME_TOLERANCE_HOURS,
         "min_lat": box.min_lat,
         "max_lat": box.max_lat,
         "min_lon": box.min_lon,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import shutil
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -343,3 +344,16 @@ def test_shared_run_accounting_balances(shared_run: WarehouseRun) -> None:
     evaluation, text = check_text(shared_run.result, "crime_row_accounting")
 
     assert evaluation.passed, text
+
+
+def test_shared_run_spine_ignores_bad_dates(shared_run: WarehouseRun) -> None:
+    # crimes_dates_out_of_range contains a 2031 record, which must not run the spine on to 2031.
+    first, last, hours = rows(shared_run.warehouse, "SELECT min(hour), max(hour), count(*) FROM marts.hour_spine", [])[0]
+    latest_valid = scalar(shared_run.warehouse,
+                          "SELECT max(hour) FROM intermediate.int_incidents__located "
+                          "WHERE coalesce(quarantine_reason, '') NOT IN ('future_time', 'before_data_start')", [])
+
+    assert first == datetime(2023, 1, 1)
+    assert last == latest_valid
+    assert last < datetime(2025, 1, 1)
+    assert hours == (last - first) // timedelta(hours=1) + 1

@@ -160,7 +160,8 @@ def test_ingest_hours_match_staging(duck: duckdb.DuckDBPyConnection, times: list
 # --- cell placement and category mapping ----------------------------------------------------
 
 LOCATED_SQL = render((DBT_DIR / "models" / "intermediate" / "int_incidents__located.sql").read_text(encoding="utf-8"))
-INCIDENT_COLUMNS = {"incident_id": pl.String, "occurred_at_utc": pl.Datetime("us"), "offense_code": pl.String,
+INCIDENT_COLUMNS = {"incident_id": pl.String, "occurred_at_utc": pl.Datetime("us"),
+                    "updated_at_utc": pl.Datetime("us"), "offense_code": pl.String,
                     "latitude": pl.Float64, "longitude": pl.Float64}
 BOX = CHICAGO.bounding_box
 CODES = sorted(CHICAGO.offense_codes)
@@ -183,7 +184,8 @@ def located_db(duck: duckdb.DuckDBPyConnection) -> dict[str, Any]:
 def locate(duck: duckdb.DuckDBPyConnection, rows: list[tuple[str, str | None, float | None, float | None]]) -> dict:
     """Run the model on incidents given as (id, offense code, latitude, longitude); return rows by id."""
     incidents = pl.DataFrame(
-        [(incident_id, datetime(2024, 1, 1), code, lat, lon) for incident_id, code, lat, lon in rows],
+        [(incident_id, datetime(2024, 1, 1), datetime(2024, 1, 8), code, lat, lon)
+         for incident_id, code, lat, lon in rows],
         schema=INCIDENT_COLUMNS, orient="row")
     duck.register("incident_rows", incidents.to_arrow())
     duck.execute("create or replace table stg_crimes__incidents as select * from incident_rows")

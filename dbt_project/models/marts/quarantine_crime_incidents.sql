@@ -3,6 +3,8 @@
 select
     incident_id,
     case quarantine_reason
+        when 'future_time' then 'time_not_after_extract'
+        when 'before_data_start' then 'time_on_or_after_data_start'
         when 'missing_coordinates' then 'coordinates_present'
         when 'zero_coordinates' then 'coordinates_not_zero'
         when 'outside_bounding_box' then 'inside_bounding_box'
