@@ -18,6 +18,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator
 
 from orchestration.jurisdiction import JurisdictionConfig, ServiceRequestSourceConfig, WeatherSourceConfig
+from orchestration.memory_limits import duckdb_memory_setting, memory_limit_bytes
 from orchestration.settings import RiskcastSettings
 from orchestration.warehouse import spatial_extension_dir
 
@@ -46,6 +47,7 @@ def dbt_environment(settings: RiskcastSettings) -> dict[str, str]:
     return {
         "RISKCAST_WAREHOUSE": str(settings.warehouse_path),
         "RISKCAST_DUCKDB_EXTENSION_DIR": str(spatial_extension_dir()),
+        "RISKCAST_DUCKDB_MEMORY_LIMIT": duckdb_memory_setting(memory_limit_bytes(None)),
         "DBT_LOG_PATH": str(settings.dbt_log_dir),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
