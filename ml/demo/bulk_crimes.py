@@ -81,8 +81,8 @@ def crime_chunk(generator: np.random.Generator, offset: int, count: int, start: 
     jitter = generator.uniform(0, seconds_per_row, count)
     event_seconds = (index * seconds_per_row + jitter).astype(np.int64)
     offense = generator.integers(0, len(OFFENSES), count)
-    latitude = generator.uniform(41.65, 42.02, count)
-    longitude = generator.uniform(-87.85, -87.53, count)
+    latitude = generator.uniform(41.76, 41.95, count)
+    longitude = generator.uniform(-87.72, -87.64, count)
 
     frame = pl.DataFrame({
         "index": index,
