@@ -1,9 +1,10 @@
 """Peak memory and wall time of the crime ingest on synthetic extracts of 1 to 10 Chicago city-years.
 
 For each size, the script writes one gzip CSV in the portal's 22-column layout
-(``ml.demo.bulk_crimes``, 260,000 rows per city-year, streamed to disk chunk by chunk), then
-runs each step in a fresh child process and reads that process's peak resident set size
-(``ru_maxrss`` from ``wait4``, which covers the child and the processes it waited for, such as dbt):
+(``ml.demo.bulk_crimes``, 260,000 rows per city-year, streamed to disk chunk by chunk). It then
+runs each step in a fresh child process and reads that process's peak resident set size. The
+figure is ``ru_maxrss`` from ``wait4``: the largest of the child and the processes it waited for,
+such as dbt, not their sum.
 
 - first ingest: the ``raw_crime_incidents`` asset into an empty warehouse;
 - re-ingest: the same asset again, which also loads the stored table and compares the versions;

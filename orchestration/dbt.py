@@ -44,7 +44,7 @@ def cache_dir() -> Path:
 
 
 def dbt_environment(settings: RiskcastSettings, memory_limit_gb: float | None = None) -> dict[str, str]:
-    """Return the variables that point dbt at the warehouse; DuckDB there is capped at the run's memory budget."""
+    """Return the variables that point dbt at the warehouse and cap its DuckDB at the run's memory budget."""
     return {
         "RISKCAST_WAREHOUSE": str(settings.warehouse_path),
         "RISKCAST_DUCKDB_EXTENSION_DIR": str(spatial_extension_dir()),

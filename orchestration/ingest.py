@@ -52,9 +52,9 @@ def find_files(folder: Path, pattern: str, what: str) -> list[Path]:
 def read_text_table(path: Path, keep: list[str] | None = None) -> pl.DataFrame:
     """Read a CSV (optionally gzip-compressed), JSON or Parquet file with every column as text.
 
-    With ``keep``, a CSV that has every one of those columns is read with only them, which cuts
-    the memory of a wide portal export by more than half. Header names are compared with any
-    byte order mark and surrounding spaces removed. A CSV that lacks one of them is read whole,
+    With ``keep``, a CSV that has every one of those columns is read with only them, so unmapped
+    columns such as a portal's Block, Description and Location never reach memory. Header names
+    are compared with any byte order mark and surrounding spaces removed. A CSV that lacks one of them is read whole,
     so the header check reports every column the file has.
     """
     try:
@@ -74,10 +74,10 @@ def read_text_table(path: Path, keep: list[str] | None = None) -> pl.DataFrame:
 def csv_columns_to_read(path: Path, keep: list[str]) -> list[str] | None:
     """Return the header names of ``path`` that match ``keep``, or None (read all) when some are absent."""
     header = pl.read_csv(path, n_rows=0, infer_schema=False, encoding="utf8-lossy", raise_if_empty=False).columns
-    wanted = set(keep)
-    matching = [name for name in header if name.lstrip("\ufeff").strip() in wanted]
+    expected = set(keep)
+    matching = [name for name in header if name.lstrip("\ufeff").strip() in expected]
     found = {name.lstrip("\ufeff").strip() for name in matching}
-    return matching if found == wanted else None
+    return matching if found == expected else None
 
 
 def read_json_records(path: Path) -> pl.DataFrame:

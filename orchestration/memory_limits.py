@@ -1,6 +1,6 @@
 """Memory budget of a run, and the check that rejects a crime extract too large for it before reading.
 
-The crime ingest holds the mapped columns of every extract file in memory at once (polars), then
+The crime ingest keeps the mapped columns of every extract file in memory at once (polars), then
 copies them into DuckDB. Its peak resident memory therefore grows with the extract's size, and an
 extract too large for the machine would push the process into swap or the kernel's OOM killer.
 ``check_extracts_fit`` estimates the ingest's peak from the files' uncompressed sizes before any

@@ -45,9 +45,9 @@ def open_connection(path: Path, read_only: bool = False, spatial: bool = False,
                     memory_limit: int | None = None) -> duckdb.DuckDBPyConnection:
     """Open the warehouse file, waiting while another process holds its write lock.
 
-    DuckDB keeps at most ``memory_limit`` bytes in memory (default: 55% of physical memory, below
-    DuckDB's own default of 80%). Larger intermediate results spill to ``<warehouse>.tmp``, the
-    temporary directory DuckDB uses for a database file.
+    DuckDB's ``memory_limit`` is set to ``memory_limit`` bytes (default: 55% of physical memory,
+    below DuckDB's own default of 80%). Intermediate results above it spill to the folder
+    ``<warehouse file>.tmp``, DuckDB's default temporary directory for a database file.
     """
     config = {"extension_directory": str(spatial_extension_dir()),
               "autoinstall_known_extensions": False,
