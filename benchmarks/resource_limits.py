@@ -16,7 +16,7 @@ such as dbt, not their sum.
 
 Run from the repository root:
 
-    .venv/bin/python benchmarks/resource_limits.py [--years 1 2 4 10] [--warehouse-job] [--record]
+    .venv/bin/python benchmarks/resource_limits.py [--years 1 2 4 10] [--warehouse-job] [--memory-limit-gb N] [--record]
 
 ``--record`` appends the figures to docs/benchmarks.md.
 """
@@ -109,10 +109,11 @@ def child(step: str, run_file: Path, home: Path) -> None:
     print("OUTCOME succeeded" if result.success else "OUTCOME failed")
 
 
-def measure_size(scratch: Path, years: int, warehouse_job: bool) -> tuple[int, list[StepFigures]]:
+def measure_size(scratch: Path, years: int, warehouse_job: bool,
+                 memory_limit_gb: float | None) -> tuple[int, list[StepFigures]]:
     extracts = scratch / f"extracts-{years}y"
     file_bytes = write_extracts(extracts, years, warehouse_job)
-    run_file = write_run_file(scratch, extracts, None)
+    run_file = write_run_file(scratch, extracts, memory_limit_gb)
 
     home = scratch / f"home-{years}y"
     steps = [run_child("first ingest", run_file, home), run_child("re-ingest", run_file, home)]
@@ -129,7 +130,7 @@ def commit() -> str:
                           text=True, check=False).stdout.strip() or "unknown"
 
 
-def report(results: dict[int, tuple[int, list[StepFigures]]], command: str) -> str:
+def report(results: dict[int, tuple[int, list[StepFigures]]], command: str, memory_limit: float | None) -> str:
     memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
     load = os.getloadavg()[0]
     lines = [
@@ -142,6 +143,8 @@ def report(results: dict[int, tuple[int, list[StepFigures]]], command: str) -> s
         f"- Input: one gzip CSV per size in the portal's 22-column layout, {ROWS_PER_CITY_YEAR:,} rows "
         f"per city-year (`ml.demo.bulk_crimes`); peak RSS is `ru_maxrss` of the child process",
         "- Target: 4 city-years end to end within 4 GB peak RSS",
+        f"- Run file: memory_limit_gb {memory_limit if memory_limit is not None else 'unset (55% of RAM)'}; "
+        "the limit check sets 1",
         "",
         "| city-years | rows | gzip file | step | wall time | peak RSS | outcome |",
         "|---|---|---|---|---|---|---|",
@@ -175,18 +178,20 @@ def main() -> None:
                         help="sizes to measure, in Chicago city-years")
     parser.add_argument("--warehouse-job", action="store_true",
                         help="also run the whole warehouse_job (dbt build included) at each size")
+    parser.add_argument("--memory-limit-gb", type=float, default=None,
+                        help="memory_limit_gb of the run file in GiB (default: unset, 55%% of physical memory)")
     parser.add_argument("--record", action="store_true", help="append the figures to docs/benchmarks.md")
     arguments = parser.parse_args()
 
     results = {}
     with tempfile.TemporaryDirectory(prefix="riskcast-memory-") as scratch:
         for years in arguments.years:
-            results[years] = measure_size(Path(scratch), years, arguments.warehouse_job)
+            results[years] = measure_size(Path(scratch), years, arguments.warehouse_job, arguments.memory_limit_gb)
             for step in results[years][1]:
                 print(f"{years} city-years, {step.step}: {step.seconds:.1f} s, "
                       f"{step.peak_rss_bytes / 1e9:.2f} GB peak RSS, {step.outcome}", flush=True)
 
-    text = report(results, " ".join(sys.argv[1:]))
+    text = report(results, " ".join(sys.argv[1:]), arguments.memory_limit_gb)
     print(text)
     if arguments.record:
         record(text)
