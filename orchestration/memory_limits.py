@@ -128,7 +128,7 @@ def check_extracts_fit(files: list[Path], limit_bytes: int) -> list[ExtractSize]
     total_rows = sum(size.estimated_rows for size in sizes)
     raise ExtractTooLargeError(
         f"the crime extracts in {largest.path.parent} are too large for the memory limit: "
-        f"{len(sizes)} files with about {total_rows:,} rows and "
+        f"{len(sizes)} {'file' if len(sizes) == 1 else 'files'} with about {total_rows:,} rows and "
         f"{sum(size.text_bytes for size in sizes) / GIB:.2f} GB of text "
         f"(largest: {largest.path.name}, {largest.file_bytes / GIB:.2f} GB on disk, "
         f"{largest.text_bytes / GIB:.2f} GB uncompressed, about {largest.estimated_rows:,} rows). "
