@@ -175,7 +175,8 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
         resources={
             "notifications": notification_resource(run.notifications),
             "riskcast": RiskcastResource(run_config_path=str(run_config_path.resolve()), home=str(home)),
-            "crime_source": crime_source(run.source, extracts, generate_demo=run.extracts_folder is None),
+            "crime_source": crime_source(run.source, extracts, generate_demo=run.extracts_folder is None,
+                                          memory_limit_gb=run.memory_limit_gb),
             "requests_source": requests_source(run.source, extracts, generate_demo=run.extracts_folder is None),
             "weather_source": weather_source(run, extracts),
             "forecast_source": forecast_source(run, extracts),
@@ -199,11 +200,12 @@ def build_sensors(run: RunConfig, jurisdiction: JurisdictionConfig, settings: Ri
     ]
 
 
-def crime_source(source: str, extracts: Path, generate_demo: bool) -> CrimeSource:
+def crime_source(source: str, extracts: Path, generate_demo: bool,
+                 memory_limit_gb: float | None = None) -> CrimeSource:
     """Return the resource that reads the run's crimes: the extracts folder or the Socrata API."""
     if source == "socrata":
-        return SocrataCrimeSource()
-    return LocalCrimeSource(folder=str(extracts), generate_demo=generate_demo)
+        return SocrataCrimeSource(memory_limit_gb=memory_limit_gb)
+    return LocalCrimeSource(folder=str(extracts), generate_demo=generate_demo, memory_limit_gb=memory_limit_gb)
 
 
 def weather_source(run: RunConfig, extracts: Path) -> WeatherSource:

@@ -22,6 +22,7 @@ from orchestration.jurisdiction import (
     REQUIRED_CRIME_FIELDS,
     CrimeSourceConfig,
 )
+from orchestration.memory_limits import check_extracts_fit
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +49,23 @@ def find_files(folder: Path, pattern: str, what: str) -> list[Path]:
     return files
 
 
-def read_text_table(path: Path) -> pl.DataFrame:
-    """Read a CSV (optionally gzip-compressed), JSON or Parquet file with every column as text."""
+def read_text_table(path: Path, keep: list[str] | None = None) -> pl.DataFrame:
+    """Read a CSV (optionally gzip-compressed), JSON or Parquet file with every column as text.
+
+    With ``keep``, a CSV that has every one of those columns is read with only them, so unmapped
+    columns such as a portal's Block, Description and Location never reach memory. Header names
+    are compared with any byte order mark and surrounding spaces removed. A CSV that lacks one of them is read whole,
+    so the header check reports every column the file has.
+    """
     try:
         if path.suffix == ".parquet":
             frame = pl.read_parquet(path)
             return frame.with_columns(pl.all().cast(pl.String))
         if path.name.endswith((".json", ".json.gz")):
             return read_json_records(path)
-        frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", raise_if_empty=False)
+        columns = csv_columns_to_read(path, keep) if keep is not None else None
+        frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", raise_if_empty=False,
+                            columns=columns)
     except (pl.exceptions.ComputeError, OSError, EOFError) as error:
         raise ExtractError(f"cannot read {path}: {describe_read_error(path, error)}; re-download the "
                            f"file or remove it from the extracts folder") from error
@@ -77,6 +86,15 @@ def describe_read_error(path: Path, error: Exception) -> str:
     if path.name.endswith(".gz") and (isinstance(error, EOFError) or "end of file" in str(error)):
         return f"the gzip stream is truncated, so the download was cut short ({error})"
     return str(error)
+
+
+def csv_columns_to_read(path: Path, keep: list[str]) -> list[str] | None:
+    """Return the header names of ``path`` that match ``keep``, or None (read all) when some are absent."""
+    header = pl.read_csv(path, n_rows=0, infer_schema=False, encoding="utf8-lossy", raise_if_empty=False).columns
+    expected = set(keep)
+    matching = [name for name in header if name.lstrip("\ufeff").strip() in expected]
+    found = {name.lstrip("\ufeff").strip() for name in matching}
+    return matching if found == expected else None
 
 
 def read_json_records(path: Path) -> pl.DataFrame:
@@ -181,12 +199,21 @@ def check_crime_timestamps(frame: pl.DataFrame, path: Path, columns: dict[str, s
             check_timestamps(frame, path, field, columns[field], timestamp_format)
 
 
-def read_crime_extracts(folder: Path, config: CrimeSourceConfig) -> ExtractTable:
+def read_crime_extracts(folder: Path, config: CrimeSourceConfig, memory_limit: int | None = None) -> ExtractTable:
+    """Read every crime extract in ``folder`` into one text frame of canonical fields.
+
+    With ``memory_limit`` (bytes), first raise ``ExtractTooLargeError`` when the ingest's
+    estimated peak memory exceeds it, before any file is read.
+    """
     files = find_files(folder, config.files, "crime")
+    if memory_limit is not None:
+        check_extracts_fit(files, memory_limit)
+
+    mapped = list(dict.fromkeys(config.columns.values()))
     frames = []
     blank_rows = 0
     for path in files:
-        frame = select_mapped_columns(read_text_table(path), path, config.columns, REQUIRED_CRIME_FIELDS)
+        frame = select_mapped_columns(read_text_table(path, mapped), path, config.columns, REQUIRED_CRIME_FIELDS)
         frame, blank = drop_blank_rows(with_provenance(frame, path))
         blank_rows += blank
         check_crime_timestamps(frame, path, config.columns, config.timestamp_format)

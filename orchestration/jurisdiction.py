@@ -1296,6 +1296,10 @@ class RunConfig(BaseModel):
     train: Window
     score: Window
     evaluate: Window | None = None
+    memory_limit_gb: float | None = Field(
+        default=None, gt=0,
+        description="memory budget of the crime ingest in GiB: extracts estimated to need more are "
+                    "rejected before reading, and DuckDB spills above it; default: 55% of physical memory")
     horizon_hours: int = 72
     coverage: float = 0.05
     compstat_years: int = 3

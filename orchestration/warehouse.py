@@ -16,6 +16,8 @@ from pathlib import Path
 
 import duckdb
 
+from orchestration.memory_limits import duckdb_memory_setting, memory_limit_bytes
+
 logger = logging.getLogger(__name__)
 
 LOCK_RETRY_SECONDS = 60.0
@@ -39,8 +41,14 @@ def spatial_extension_dir() -> Path:
     return folder
 
 
-def open_connection(path: Path, read_only: bool = False, spatial: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse file, waiting while another process holds its write lock."""
+def open_connection(path: Path, read_only: bool = False, spatial: bool = False,
+                    memory_limit: int | None = None) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse file, waiting while another process holds its write lock.
+
+    DuckDB's ``memory_limit`` is set to ``memory_limit`` bytes (default: 55% of physical memory,
+    below DuckDB's own default of 80%). Intermediate results above it spill to the folder
+    ``<warehouse file>.tmp``, DuckDB's default temporary directory for a database file.
+    """
     config = {"extension_directory": str(spatial_extension_dir()),
               "autoinstall_known_extensions": False,
               "autoload_known_extensions": False}
@@ -57,16 +65,18 @@ def open_connection(path: Path, read_only: bool = False, spatial: bool = False) 
 
     connection.execute("SET TimeZone = 'UTC'")
     connection.execute("SET enable_progress_bar = false")
+    connection.execute(f"SET memory_limit = '{duckdb_memory_setting(memory_limit or memory_limit_bytes(None))}'")
     if spatial:
         connection.execute("LOAD spatial")
     return connection
 
 
 @contextmanager
-def connect(path: Path, read_only: bool = False, spatial: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(path: Path, read_only: bool = False, spatial: bool = False,
+            memory_limit: int | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """Yield a short-lived connection; dbt needs the file free between steps."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    connection = open_connection(path, read_only=read_only, spatial=spatial)
+    connection = open_connection(path, read_only=read_only, spatial=spatial, memory_limit=memory_limit)
     try:
         yield connection
     finally:

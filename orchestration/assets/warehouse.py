@@ -25,7 +25,7 @@ def build_warehouse_assets(manifest: Path) -> dg.AssetsDefinition:
         """Typed, deduplicated incidents, cells, hourly weather and cell-hour counts."""
         settings = riskcast.settings()
         jurisdiction = riskcast.jurisdiction()
-        os.environ.update(dbt_environment(settings))
+        os.environ.update(dbt_environment(settings, riskcast.run_config().memory_limit_gb))
 
         arguments = ["build", "--vars", json.dumps(dbt_vars(jurisdiction))]
         context.log.info(f"{jurisdiction.name}: dbt {' '.join(arguments)} on {settings.warehouse_path}")

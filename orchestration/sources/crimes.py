@@ -24,6 +24,7 @@ from orchestration.ingest import (
     with_all_crime_fields,
 )
 from orchestration.jurisdiction import ConfigError, CrimeApiConfig, JurisdictionConfig
+from orchestration.memory_limits import memory_limit_bytes
 from orchestration.resources import ensure_extracts_folder
 from orchestration.socrata import SocrataDataset, pull_updated_since
 
@@ -33,8 +34,14 @@ logger = logging.getLogger(__name__)
 class CrimeSource(dg.ConfigurableResource, ABC):
     """A source of one city's crime incident records."""
 
+    memory_limit_gb: float | None = None
+
     @abstractmethod
     def crime_incidents(self, jurisdiction: JurisdictionConfig) -> ExtractTable: ...
+
+    def memory_limit(self) -> int:
+        """Return the ingest's memory budget in bytes: the run file's ``memory_limit_gb``, else 55% of RAM."""
+        return memory_limit_bytes(self.memory_limit_gb)
 
 
 class LocalCrimeSource(CrimeSource):
@@ -47,7 +54,7 @@ class LocalCrimeSource(CrimeSource):
         return ensure_extracts_folder(Path(self.folder), self.generate_demo)
 
     def crime_incidents(self, jurisdiction: JurisdictionConfig) -> ExtractTable:
-        return read_crime_extracts(self.extracts_folder(), jurisdiction.crimes)
+        return read_crime_extracts(self.extracts_folder(), jurisdiction.crimes, self.memory_limit())
 
 
 # Every crime record has these fields, so a pull whose rows lack one of them has a wrong mapping.
