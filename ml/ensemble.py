@@ -62,7 +62,7 @@ import multiprocessing
 import os
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -782,18 +782,23 @@ class RiskEnsemble:
         if not self.lightgbm_members or not self.nets or not self.weights:
             raise RuntimeError("RiskEnsemble is not fitted; call fit() or RiskEnsemble.load() first")
 
-    def save(self, folder: Path) -> None:
-        """Write ensemble.json and one subfolder per member (net_000, ..., lightgbm_00, ...) into ``folder``."""
+    def save(self, folder: Path, after_member: Callable[[str], None] | None = None) -> None:
+        """Write ensemble.json and one subfolder per member (net_000, ..., lightgbm_00, ...) into ``folder``.
+
+        ``after_member(name)`` runs after each member's subfolder is written.
+        """
         self.require_fitted()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
 
         net_folders = [f"net_{bag:03d}" for bag in range(len(self.nets))]
         lightgbm_folders = [f"lightgbm_{bag:02d}" for bag in range(len(self.lightgbm_members))]
-        for net, name in zip(self.nets, net_folders, strict=True):
-            net.save(folder / name)
-        for member, name in zip(self.lightgbm_members, lightgbm_folders, strict=True):
+        members = [*zip(self.nets, net_folders, strict=True),
+                   *zip(self.lightgbm_members, lightgbm_folders, strict=True)]
+        for member, name in members:
             member.save(folder / name)
+            if after_member is not None:
+                after_member(name)
 
         document = {
             "format_version": ENSEMBLE_FORMAT_VERSION,

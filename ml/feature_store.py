@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 
+from ml.atomic_files import remove_stale_temporaries, temporary_path
 from ml.features import HOUR
 
 logger = logging.getLogger(__name__)
@@ -43,14 +45,24 @@ def days_in(start: datetime, end: datetime) -> list[date]:
     return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
 
 
-def write_window(root: Path, frame: pl.DataFrame, start: datetime, end: datetime) -> int:
-    """Replace the feature rows of hours in ``[start, end)``; return the rows written."""
+def write_window(root: Path, frame: pl.DataFrame, start: datetime, end: datetime,
+                 after_day: Callable[[int, int], None] | None = None) -> int:
+    """Replace the feature rows of hours in ``[start, end)``; return the rows written.
+
+    Each day file is written to a temporary name and renamed into place, so a reader never finds
+    half a file at a day's name, even after the writer is killed. A window of several days is not replaced as
+    one unit, though: a writer killed midway leaves some days new and the rest old, until the
+    window is written again. Temporary files of killed writers are removed first.
+    ``after_day(written, total)`` runs after each day file is renamed into place.
+    """
     root.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(root)
     outside = frame.filter((pl.col("hour") < start) | (pl.col("hour") >= end))
     if outside.height:
         raise ValueError(f"{outside.height} feature rows fall outside the window {start} to {end}")
 
-    for day in days_in(start, end):
+    days = days_in(start, end)
+    for written, day in enumerate(days, start=1):
         path = day_file(root, day)
         new_rows = frame.filter(pl.col("hour").dt.date() == day)
         if path.exists() and not covers_day(day, start, end):
@@ -58,9 +70,11 @@ def write_window(root: Path, frame: pl.DataFrame, start: datetime, end: datetime
             check_same_columns(path, kept.columns, frame.columns, start, end)
             new_rows = pl.concat([kept, new_rows])
         new_rows = new_rows.sort(["hour", "cell_id"])
-        temporary = path.with_suffix(".parquet.tmp")
+        temporary = temporary_path(path)
         new_rows.write_parquet(temporary, compression="zstd", statistics=True)
         os.replace(temporary, path)
+        if after_day is not None:
+            after_day(written, len(days))
     logger.info("wrote %d feature rows for %s to %s under %s", frame.height, start.isoformat(),
                 end.isoformat(), root)
     return frame.height

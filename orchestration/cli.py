@@ -40,6 +40,7 @@ from orchestration.definitions import (
     WEATHER_MODES_JOB,
     build_definitions,
 )
+from orchestration.home_lock import HomeLockedError, home_lock
 from orchestration.jurisdiction import (
     ConfigError,
     JurisdictionConfig,
@@ -306,7 +307,7 @@ def run_or_fail(context: RunContext, steps) -> ReleaseBlockedError | None:
         run_with_instance(context, steps)
     except ReleaseBlockedError as error:
         return error
-    except JobFailedError as error:
+    except (JobFailedError, HomeLockedError) as error:
         raise CliError(str(error)) from None
     return None
 
@@ -329,7 +330,7 @@ def run_main(home: Path, config_path: Path, backtest: bool) -> None:
         except ReleaseBlockedError as error:
             blocked = error
             settings = RiskcastSettings(home=home, jurisdiction=jurisdiction.name)
-    except (ConfigError, JobFailedError) as error:
+    except (ConfigError, JobFailedError, HomeLockedError) as error:
         raise CliError(str(error)) from None
     print_summary(settings, config_path, jurisdiction.synthetic)
     if backtest:
@@ -465,12 +466,12 @@ def backfill(context: click.Context, start_text: str, end_text: str, config_path
     run_context = load_context(config, home_of(context))
 
     try:
-        with dg.DagsterInstance.get() as instance:
+        with home_lock(run_context.settings), dg.DagsterInstance.get() as instance:
             if workers > 1:
                 parallel_backfill_range(run_context, instance, start, end, workers, score=not no_score)
             else:
                 backfill_range(run_context.definitions, instance, start, end, score=not no_score)
-    except JobFailedError as error:
+    except (JobFailedError, HomeLockedError) as error:
         raise CliError(str(error)) from None
 
     hours = int((end - start) / HOUR)

@@ -31,6 +31,7 @@ from orchestration.definitions import (
     WAREHOUSE_JOB,
     build_definitions,
 )
+from orchestration.home_lock import home_lock
 from orchestration.jurisdiction import JurisdictionConfig, RunConfig, load_jurisdiction, load_run_config
 from orchestration.partitions import (
     RANGE_END_TAG,
@@ -161,12 +162,17 @@ def prepare_run(config_path: Path, home: Path) -> RunContext:
 
 
 def run_with_instance(context: RunContext, steps: list[Step], instance: dg.DagsterInstance | None = None) -> None:
-    """Run ``steps`` on ``instance``, or on the persistent instance under the home folder when None."""
-    if instance is not None:
-        run_steps(context.definitions, instance, steps)
-        return
-    with dg.DagsterInstance.get() as persistent:
-        run_steps(context.definitions, persistent, steps)
+    """Run ``steps`` on ``instance``, or on the persistent instance under the home folder when None.
+
+    Holds the jurisdiction folder's lock (``orchestration.home_lock``) for all the steps, and
+    raises ``HomeLockedError`` when another process holds it.
+    """
+    with home_lock(context.settings):
+        if instance is not None:
+            run_steps(context.definitions, instance, steps)
+            return
+        with dg.DagsterInstance.get() as persistent:
+            run_steps(context.definitions, persistent, steps)
 
 
 def run_main_job(config_path: Path, home: Path, instance: dg.DagsterInstance | None = None,

@@ -25,6 +25,7 @@ from ml.features import (
     counted_groups,
 )
 from orchestration.assets.audits import AUDITED_INPUTS
+from orchestration.crash_hook import crash_point
 from orchestration.jurisdiction import JurisdictionConfig
 from orchestration.partitions import chunks, run_window
 from orchestration.resources import RiskcastResource
@@ -148,7 +149,7 @@ def build_feature_window(settings: RiskcastSettings, jurisdiction: JurisdictionC
             frame = build_cell_hour_features(
                 inputs, layout, piece_start, piece_end, jurisdiction.time_zone,
                 jurisdiction.holiday_country, jurisdiction.holiday_subdivision)
-            write_window(settings.features_dir, frame, piece_start, piece_end)
+            write_window(settings.features_dir, frame, piece_start, piece_end, after_day=crash_at_half_window)
 
             summary.rows += frame.height
             summary.weather_missing += int(frame["temperature_f_missing"].sum())
@@ -157,6 +158,11 @@ def build_feature_window(settings: RiskcastSettings, jurisdiction: JurisdictionC
             log.info(f"features {piece_start.isoformat()} to {piece_end.isoformat()}: "
                      f"{frame.height} rows, {frame.width} columns for {cells.height} cells")
     return summary
+
+
+def crash_at_half_window(written: int, total: int) -> None:
+    if written == max(1, total // 2):
+        crash_point("features_half_written")
 
 
 def build_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:

@@ -24,6 +24,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from ml.atomic_files import remove_stale_temporaries, replace_folder, temporary_path
 from ml.ensemble import EnsembleConfig, RiskEnsemble
 from ml.feature_store import read_window
 from ml.manifest import (
@@ -36,6 +37,7 @@ from ml.manifest import (
 )
 from ml.model_data import build_training_set
 from ml.target_weather import TargetWeather, WeatherInputs
+from orchestration.crash_hook import crash_point
 from orchestration.jurisdiction import JurisdictionConfig, RunConfig, run_targets
 from orchestration.resources import RiskcastResource
 from orchestration.settings import RiskcastSettings
@@ -184,11 +186,13 @@ def train_target(request: TrainingRequest, target: str, log: dg.DagsterLogManage
     weather_settings = request.weather_inputs.manifest_entry() if request.weather_inputs else None
     parameters = {**config.__dict__, "horizon_hours": run.horizon_hours, "weather": weather_settings}
     model_id = model_identifier(jurisdiction.name, target, request.end, data_hash, parameters)
-    folder = request.settings.models_dir / model_id
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    ensemble.save(folder)
+    final_folder = request.settings.models_dir / model_id
+    staged_folder = temporary_path(final_folder)
+    remove_stale_temporaries(request.settings.models_dir)
+    if staged_folder.exists():
+        shutil.rmtree(staged_folder)
+    staged_folder.mkdir(parents=True)
+    ensemble.save(staged_folder, after_member=crash_after_first_member)
 
     manifest = {
         "model_id": model_id,
@@ -218,14 +222,19 @@ def train_target(request: TrainingRequest, target: str, log: dg.DagsterLogManage
         "training_seconds": training_seconds,
         "code_version": code_version(REPOSITORY),
         "packages": package_versions(),
-        "path": str(folder),
+        "path": str(final_folder),
     }
-    write_manifest(folder, manifest)
-    write_model_card(folder, manifest, request.settings.reports_dir / "bias_audit.html")
+    write_manifest(staged_folder, manifest)
+    write_model_card(staged_folder, manifest, request.settings.reports_dir / "bias_audit.html")
+    replace_folder(staged_folder, final_folder)
     register_model(request.settings.warehouse_path, manifest)
     log.info(f"{jurisdiction.name} {target}: registered model {model_id} (train_end {request.end.isoformat()}) "
              f"with weights {ensemble.weights} after {training_seconds:.1f} s")
     return manifest
+
+
+def crash_after_first_member(name: str) -> None:
+    crash_point("training_member_saved")
 
 
 def training_window(context: dg.AssetExecutionContext, run: RunConfig) -> tuple[datetime, datetime]:

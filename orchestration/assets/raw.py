@@ -10,6 +10,7 @@ the table as it was.
 """
 
 import logging
+import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,6 +19,8 @@ import dagster as dg
 import duckdb
 import polars as pl
 
+from ml.atomic_files import remove_stale_temporaries, temporary_path
+from orchestration.crash_hook import crash_point
 from orchestration.ingest import ExtractTable
 from orchestration.jurisdiction import JurisdictionConfig
 from orchestration.resources import RiskcastResource
@@ -30,15 +33,27 @@ logger = logging.getLogger(__name__)
 
 
 def store_raw_table(warehouse: Path, raw_dir: Path, table: str, frame: pl.DataFrame) -> None:
-    """Replace ``raw.<table>`` and its Parquet copy with ``frame``."""
+    """Replace ``raw.<table>`` and its Parquet copy with ``frame``.
+
+    The table is replaced in one transaction and the copy by a rename, so a reader, or a run
+    after a crash, finds the old version or the new one of each.
+    """
     raw_dir.mkdir(parents=True, exist_ok=True)
-    frame.write_parquet(raw_dir / f"{table}.parquet", compression="zstd")
+    remove_stale_temporaries(raw_dir)
+    path = raw_dir / f"{table}.parquet"
+    temporary = temporary_path(path)
+    frame.write_parquet(temporary, compression="zstd")
+
     arrow_table = frame.to_arrow()
     with connect(warehouse) as connection:
+        connection.execute("BEGIN TRANSACTION")
         connection.execute("CREATE SCHEMA IF NOT EXISTS raw")
         connection.register("incoming", arrow_table)
         connection.execute(f"CREATE OR REPLACE TABLE raw.{table} AS SELECT * FROM incoming")
+        crash_point("raw_before_commit")
+        connection.execute("COMMIT")
         connection.unregister("incoming")
+    os.replace(temporary, path)
 
 
 def store_raw_crimes(warehouse: Path, raw_dir: Path, frame: pl.DataFrame, memory_limit: int) -> None:
@@ -397,9 +412,11 @@ def write_parquet_copy(warehouse: Path, raw_dir: Path, table: str) -> None:
     """Replace the Parquet copy of ``raw.<table>`` with the table's current rows."""
     raw_dir.mkdir(parents=True, exist_ok=True)
     path = raw_dir / f"{table}.parquet"
-    literal = path.as_posix().replace("'", "''")
+    temporary = temporary_path(path)
+    literal = temporary.as_posix().replace("'", "''")
     with connect(warehouse) as connection:
         connection.execute(f"COPY raw.{table} TO '{literal}' (FORMAT parquet, COMPRESSION zstd)")
+    os.replace(temporary, path)
 
 
 def offense_code_frame(jurisdiction: JurisdictionConfig) -> pl.DataFrame:

@@ -12,6 +12,7 @@ It also counts the hours between a station's first and last report that have no 
 (routine, special or synoptic), so a gap in a weather file shows before any model reads it.
 """
 
+import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +21,7 @@ import dagster as dg
 import duckdb
 import polars as pl
 
+from ml.atomic_files import temporary_path
 from orchestration.assets.raw import INGEST_STATE_DDL, read_watermark, write_parquet_copy
 from orchestration.jurisdiction import WeatherSourceConfig
 from orchestration.resources import RiskcastResource
@@ -100,7 +102,9 @@ def log_summary(context: dg.AssetExecutionContext, name: str, batch: WeatherBatc
 def replace_weather_table(warehouse: Path, raw_dir: Path, frame: pl.DataFrame) -> None:
     """Replace ``raw.weather_observations`` and its Parquet copy, and drop the live watermarks."""
     raw_dir.mkdir(parents=True, exist_ok=True)
-    frame.write_parquet(raw_dir / f"{TABLE}.parquet", compression="zstd")
+    path = raw_dir / f"{TABLE}.parquet"
+    temporary = temporary_path(path)
+    frame.write_parquet(temporary, compression="zstd")
     arrow_table = frame.to_arrow()
     with connect(warehouse) as connection:
         connection.execute("BEGIN TRANSACTION")
@@ -116,6 +120,7 @@ def replace_weather_table(warehouse: Path, raw_dir: Path, frame: pl.DataFrame) -
             raise
         finally:
             connection.unregister("incoming")
+    os.replace(temporary, path)
 
 
 def merge_weather_pull(warehouse: Path, frame: pl.DataFrame, watermarks_before: dict[str, str | None],

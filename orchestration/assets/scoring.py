@@ -24,11 +24,13 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from ml.atomic_files import temporary_path
 from ml.ensemble import RiskEnsemble
 from ml.feature_store import read_window
 from ml.model_data import build_scoring_frame
 from ml.target_weather import TargetWeather, WeatherInputs
 from orchestration.assets.models import LEGACY_TARGET, migrate_registry, table_columns
+from orchestration.crash_hook import crash_point
 from orchestration.jurisdiction import JurisdictionConfig, RunConfig, run_targets
 from orchestration.partitions import chunks, partition_key, run_window
 from orchestration.resources import RiskcastResource
@@ -352,7 +354,7 @@ def score_to_staging(settings: RiskcastSettings, run: RunConfig, jurisdiction: J
 
 def write_parquet_atomically(table: pl.DataFrame, path: Path) -> None:
     """Write ``table`` beside ``path`` and rename it into place, so no reader sees half a file."""
-    temporary = path.with_suffix(".parquet.tmp")
+    temporary = temporary_path(path)
     table.write_parquet(temporary, compression="zstd", statistics=True)
     temporary.replace(path)
 
@@ -372,6 +374,7 @@ def publish_scores(warehouse: Path, files: list[Path], windows: list[tuple[datet
             connection.execute(
                 f"DELETE FROM main.risk_scores WHERE issued_at >= ? AND issued_at < ? "
                 f"AND target IN ({', '.join('?' for _ in targets)})", [naive(start), naive(end), *targets])
+        crash_point("scores_mid_publish")
         inserted = 0
         if files:
             inserted = connection.execute(
@@ -426,6 +429,7 @@ def build_scoring_asset(partitions_def: dg.PartitionsDefinition,
 
         summary = score_to_staging(settings, riskcast.run_config(), riskcast.jurisdiction(), start, end,
                                    staging, context.log)
+        crash_point("scores_staged")
         published = publish_scores(settings.warehouse_path, summary.files, [(start, end)], summary.targets)
         shutil.rmtree(staging, ignore_errors=True)
 

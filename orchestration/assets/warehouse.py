@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
+from orchestration.crash_hook import crash_point
 from orchestration.dbt import DBT_PROJECT_DIR, RiskcastDbtTranslator, dbt_environment, dbt_vars
 from orchestration.resources import RiskcastResource
 
@@ -29,7 +30,10 @@ def build_warehouse_assets(manifest: Path) -> dg.AssetsDefinition:
 
         arguments = ["build", "--vars", json.dumps(dbt_vars(jurisdiction))]
         context.log.info(f"{jurisdiction.name}: dbt {' '.join(arguments)} on {settings.warehouse_path}")
-        yield from dbt.cli(arguments, context=context, target_path=settings.dbt_target_dir).stream()
+        for event in dbt.cli(arguments, context=context, target_path=settings.dbt_target_dir).stream():
+            yield event
+            if isinstance(event, dg.Output):
+                crash_point("dbt_between_models")
 
     return warehouse
 
