@@ -41,6 +41,7 @@ from ml.weather_forecast import (
     VARIABLES,
     WET_PROBABILITY,
     WeatherStandIn,
+    archived_wet_probability,
     climatology,
     day_of_year,
     observations_before,
@@ -357,13 +358,7 @@ class TargetWeather:
 
 def complete_archive(forecasts: pl.DataFrame) -> pl.DataFrame:
     """Archived forecast rows with every level present, one per (issue, valid hour), in issue order."""
-    missing = [name for name in ("issued_at", "valid_hour", *WEATHER_LEVELS) if name not in forecasts.columns]
-    if missing:
-        raise ValueError(f"forecast archive lacks columns {missing}; it needs issued_at, valid_hour and "
-                         f"{list(WEATHER_LEVELS)}")
-    amount_wet = (pl.col("precipitation_in") > 0).cast(pl.Float64)
-    probability = pl.col(WET_PROBABILITY).cast(pl.Float64).fill_null(amount_wet) \
-        if WET_PROBABILITY in forecasts.columns else amount_wet
+    probability = archived_wet_probability(forecasts)
     hours = pl.col("issued_at").cast(UTC_HOUR).dt.epoch("s") // 3600
     return (
         forecasts.filter(pl.all_horizontal(pl.col(name).is_not_null() for name in WEATHER_LEVELS))

@@ -330,19 +330,25 @@ def stand_in_forecast(observed: pl.DataFrame, issue_time: datetime,
                         "persistence_gap_hours")
 
 
+def archived_wet_probability(forecasts: pl.DataFrame) -> pl.Expr:
+    """Check an archive's columns and return its wet probability: the archived one, else whether the amount is above zero."""
+    missing = [name for name in ("issued_at", "valid_hour", *WEATHER_LEVELS) if name not in forecasts.columns]
+    if missing:
+        raise ValueError(f"forecast archive lacks columns {missing}; it needs issued_at, valid_hour and "
+                         f"{list(WEATHER_LEVELS)}")
+    amount_wet = (pl.col("precipitation_in") > 0).cast(pl.Float64)
+    if WET_PROBABILITY not in forecasts.columns:
+        return amount_wet
+    return pl.col(WET_PROBABILITY).cast(pl.Float64).fill_null(amount_wet)
+
+
 def archived_forecasts(forecasts: pl.DataFrame, issue_time: datetime) -> pl.DataFrame:
     """Select the latest complete archived row per valid hour among forecasts issued at or before ``issue_time``.
 
     A row is complete when all weather levels are present. Its wet probability is the archived
     ``precipitation_probability`` where given, else 1.0 when the amount is above zero and 0.0 otherwise.
     """
-    missing = [name for name in ("issued_at", "valid_hour", *WEATHER_LEVELS) if name not in forecasts.columns]
-    if missing:
-        raise ValueError(f"forecast archive lacks columns {missing}; it needs issued_at, valid_hour and "
-                         f"{list(WEATHER_LEVELS)}")
-    amount_wet = (pl.col("precipitation_in") > 0).cast(pl.Float64)
-    probability = pl.col(WET_PROBABILITY).cast(pl.Float64).fill_null(amount_wet) \
-        if WET_PROBABILITY in forecasts.columns else amount_wet
+    probability = archived_wet_probability(forecasts)
 
     issued = forecasts.with_columns(pl.col("issued_at").cast(UTC_HOUR), pl.col("valid_hour").cast(UTC_HOUR)) \
         .filter(pl.col("issued_at") <= issue_time)
