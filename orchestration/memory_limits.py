@@ -38,6 +38,12 @@ INGEST_BYTES_PER_CSV_BYTE = 8.0
 # Rows sampled from the head of a file to estimate its row count from its size.
 SAMPLE_LINES = 2_000
 
+# The Chicago and Philadelphia portal exports compress 3.5 to 4.1 times. A trailer that records
+# more than MAX_GZIP_RATIO times the compressed size is taken for the data of a truncated file,
+# and the text is then estimated at TYPICAL_GZIP_RATIO times the compressed size.
+MAX_GZIP_RATIO = 50
+TYPICAL_GZIP_RATIO = 5
+
 
 class ExtractTooLargeError(ValueError):
     """The extracts' estimated ingest memory exceeds the run's memory limit."""
@@ -80,6 +86,13 @@ def uncompressed_bytes(path: Path) -> int:
     # of such a file (rare for portal exports) is too low.
     while recorded < size:
         recorded += 2**32
+    if recorded > MAX_GZIP_RATIO * size:
+        # A truncated file ends inside its data, so these bytes are no trailer. The read reports
+        # the truncation; the estimate assumes a typical ratio meanwhile.
+        logger.warning("%s: the gzip trailer records %d bytes for %d compressed, more than %dx; the file may be "
+                       "truncated, so its text is estimated at %dx", path, recorded, size, MAX_GZIP_RATIO,
+                       TYPICAL_GZIP_RATIO)
+        return TYPICAL_GZIP_RATIO * size
     return recorded
 
 
@@ -87,13 +100,18 @@ def estimate_rows(path: Path, text_bytes: int) -> int:
     """Estimate a CSV's data rows from its text size and the mean length of its first lines."""
     opener = gzip.open if path.suffix == ".gz" else open
     lengths = []
-    with opener(path, "rb") as handle:
-        handle.readline()
-        for _ in range(SAMPLE_LINES):
-            line = handle.readline()
-            if not line:
-                break
-            lengths.append(len(line))
+    try:
+        with opener(path, "rb") as handle:
+            handle.readline()
+            for _ in range(SAMPLE_LINES):
+                line = handle.readline()
+                if not line:
+                    break
+                lengths.append(len(line))
+    except (EOFError, OSError) as error:
+        # A damaged file is reported with its name and the fix when it is read; the estimate
+        # uses the lines sampled so far.
+        logger.warning("%s: sampling its first lines stopped early (%s)", path, error)
     if not lengths:
         return 0
     return int(text_bytes / (sum(lengths) / len(lengths)))
