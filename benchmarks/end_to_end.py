@@ -326,7 +326,7 @@ def report(results: dict[str, dict], smoke: bool) -> str:
     lines += [
         "- Jobs: warehouse_job, features_job over every hour of the input years, train_job on the window in its "
         "row (one refresh window of 26 weeks, 6 in a smoke run), score_job and evaluate_job on the 24 issue hours "
-        "from the window's end; in-process executor, ephemeral instance. Peak RSS is `ru_maxrss` of the child "
+        "from the window's end. They ran on the in-process executor and an ephemeral instance. Peak RSS is `ru_maxrss` of the child "
         "that ran them",
         "",
         "| scenario | figure | value | target | outcome |",

@@ -109,9 +109,13 @@ class BacktestWeather:
         self.horizon_hours = horizon_hours
         self.first, self.last = issues[0].issued_at, issues[-1].issued_at
         self.modes: dict[WeatherInputs, TargetWeather | None] = {}
+        self.model_inputs: dict[str, WeatherInputs | None] = {}
 
     def inputs_of(self, span: ModelSpan) -> WeatherInputs | None:
-        return model_weather_inputs(span.path)
+        """Return the weather mode of the span's model, reading its manifest once per model."""
+        if span.model_id not in self.model_inputs:
+            self.model_inputs[span.model_id] = model_weather_inputs(span.path)
+        return self.model_inputs[span.model_id]
 
     def get(self, inputs: WeatherInputs | None) -> TargetWeather | None:
         if inputs is None:

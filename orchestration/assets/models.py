@@ -157,7 +157,7 @@ class TrainingRequest:
 
 
 def weather_entry(request: TrainingRequest) -> dict | None:
-    """The manifest's record of the weather inputs, with where the target hours' weather came from."""
+    """Return the manifest's record of the weather inputs, with where the target hours' weather came from."""
     if request.weather_inputs is None:
         return None
     entry = request.weather_inputs.manifest_entry()

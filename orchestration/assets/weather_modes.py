@@ -12,9 +12,9 @@ and origins, so that the modes differ in their weather inputs only:
 
 The gap between the stand-in and the oracle is the value of a better weather forecast. The gap
 between no weather and the stand-in is what weather adds at all. Origins fall every
-``weather_modes.refresh_days`` days from the window's first issue; each trains on the
+``weather_modes.refresh_days`` days from the window's first issue. Each origin trains on the
 ``weather_modes.train_days`` days before it and forecasts the daily issues until the next origin,
-as in the main backtest (Tashman 2000, "Out-of-sample tests of forecasting accuracy"). Metrics and
+a rolling origin like the main backtest's. Metrics and
 paired day-bootstrap intervals come from ``ml.backtest.score_backtest`` and are stored in
 ``main.weather_mode_metrics`` and ``main.weather_mode_comparisons`` for the Model Metrics report.
 """

@@ -195,13 +195,13 @@ def wait_for_asset_row(driver, name: str, expected: list[str]) -> list[str]:
 
 def drawn_nodes(names: set[str], lines: set[str]) -> set[str]:
     """Return the asset names that some line shows, whole or shortened with an ellipsis in the middle."""
-    shown = set(names.intersection(lines))
+    matched = set(names.intersection(lines))
     for line in lines:
         head, ellipsis, tail = line.partition("\u2026")
         if ellipsis and head:
-            shown.update(name for name in names if name.startswith(head) and name.endswith(tail)
+            matched.update(name for name in names if name.startswith(head) and name.endswith(tail)
                          and len(name) > len(head) + len(tail))
-    return shown
+    return matched
 
 
 def test_asset_graph_shows_every_group(browser, webserver: str) -> None:
