@@ -3,6 +3,8 @@
 -- 0.0) next to the SOD daily total. The two agree when they differ by at most 0.02 inches.
 -- Summing every report instead, or taking specials, gives a larger or smaller total, because a
 -- special report's amount is a running total since the last routine report.
+-- The hourly amounts are summed as decimals: a sum of doubles depends on the order DuckDB's
+-- threads add them in, and a rebuild must give the same table to the last bit.
 with daily as (
     select
         station,
@@ -18,7 +20,7 @@ hourly as (
     select
         station,
         cast(observed_at_lst as date) as lst_date,
-        sum(precipitation_in) as hourly_precipitation_in,
+        cast(sum(cast(precipitation_in as decimal(18, 4))) as double) as hourly_precipitation_in,
         count(precipitation_in) as hours_with_precipitation,
         count(*) filter (where precipitation_missing) as hours_without_precipitation
     from {{ ref('int_weather__station_hours') }}
