@@ -50,7 +50,7 @@ from ml.metrics import (
     roc_auc,
     threshold_table,
 )
-from ml.model_data import build_scoring_frame
+from ml.model_data import build_scoring_blocks
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class EnsembleForecaster(RiskBaseline):
 
     ``cutoff_rows(cutoff)`` returns the feature rows of the cut-off hour (one per cell), which hold
     the state before that hour. ``predict`` expands them to the target hours' horizons with
-    ``build_scoring_frame`` and returns the ensemble's probability as ``risk``.
+    ``build_scoring_blocks`` and returns the ensemble's probability as ``risk``.
     """
 
     name = REFERENCE_MODEL
@@ -149,7 +149,7 @@ class EnsembleForecaster(RiskBaseline):
             raise ValueError(f"targets start {targets['hour'].min()}, before the cut-off {self.cutoff}; "
                              f"an ensemble forecasts only hours at or after its cut-off")
 
-        keys, features = build_scoring_frame(rows, horizons, self.time_zone, self.holiday_country,
+        keys, features = build_scoring_blocks(rows, horizons, self.time_zone, self.holiday_country,
                                              self.holiday_subdivision, self.ensemble.feature_names,
                                              self.weather_inputs, self.weather)
         scored = keys.with_columns(pl.Series("risk", self.ensemble.predict_proba(features), dtype=pl.Float64))

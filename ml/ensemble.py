@@ -73,6 +73,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
+from ml.block_rows import BlockRows, StackedNets
 from ml.models import (
     FeatureScaling,
     LightGBMMember,
@@ -753,9 +754,16 @@ class RiskEnsemble:
                 lightgbm_members.append(result.member)
         return nets, lightgbm_members
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Return float64 probabilities of at least one event per row, corrected to the population base rate."""
+    def predict_proba(self, X: np.ndarray | BlockRows) -> np.ndarray:
+        """Return float64 probabilities of at least one event per row, corrected to the population base rate.
+
+        ``X`` is the full matrix, or a scoring matrix kept in its state and target blocks
+        (``ml.block_rows``): the nets then evaluate their first layer once per block row, and
+        only LightGBM reads the expanded matrix.
+        """
         self.require_fitted()
+        if isinstance(X, BlockRows):
+            return self.predict_proba_blocks(X)
         check_matrix_shape(X, len(self.feature_names))
         check_infinite_columns(X, self.feature_names)
 
@@ -763,6 +771,30 @@ class RiskEnsemble:
         nets_probability = self.nets_probability(X)
         lightgbm_probability = np.mean([member.predict_proba(X) for member in self.lightgbm_members], axis=0)
         return combine(self.weights, nets_probability, lightgbm_probability)
+
+    def predict_proba_blocks(self, rows: BlockRows) -> np.ndarray:
+        """``predict_proba`` of a block scoring matrix; equal to it on ``rows.dense()`` up to float32 rounding."""
+        if rows.shape[1] != len(self.feature_names):
+            raise ValueError(f"the scoring matrix has {rows.shape[1]} columns but the ensemble was trained on "
+                             f"{len(self.feature_names)}; build it with the model's feature_names")
+        check_infinite_columns(rows.state, self.feature_names[:rows.n_state_columns])
+        check_infinite_columns(rows.target, self.feature_names[rows.n_state_columns:])
+
+        dense = rows.dense()
+        stacked = self.stacked_nets()
+        if stacked is None:
+            nets_probability = self.nets_probability(dense)
+        else:
+            nets_probability = stacked.mean_probability(rows, self.config.num_threads)
+        lightgbm_probability = np.mean([member.predict_proba(dense) for member in self.lightgbm_members], axis=0)
+        return combine(self.weights, nets_probability, lightgbm_probability)
+
+    def stacked_nets(self) -> StackedNets | None:
+        """The nets stacked for block scoring (built once per list of nets), or None when they differ in shape."""
+        cached = getattr(self, "_stacked", None)
+        if cached is None or cached[0] is not self.nets:
+            self._stacked = (self.nets, StackedNets.of(self.nets))
+        return self._stacked[1]
 
     def nets_probability(self, X: np.ndarray) -> np.ndarray:
         """Average the nets' probabilities, transforming X once when all nets share one scaling."""

@@ -29,14 +29,24 @@ PACKAGES = ("riskcast", "numpy", "polars", "torch", "lightgbm", "duckdb", "dbt-c
             "great-expectations")
 
 
-def array_sha256(*arrays: np.ndarray) -> str:
-    digest = hashlib.sha256()
+def array_sha256(*arrays: np.ndarray, prefix: "hashlib._Hash | None" = None) -> str:
+    """SHA-256 of the arrays' dtypes, shapes and bytes, in order.
+
+    ``prefix`` is a digest that already holds earlier arrays (from ``array_digest``); it is copied,
+    so one digest of a large shared array serves many hashes of that array plus a small one.
+    """
+    return array_digest(*arrays, digest=prefix.copy() if prefix is not None else None).hexdigest()
+
+
+def array_digest(*arrays: np.ndarray, digest: "hashlib._Hash | None" = None) -> "hashlib._Hash":
+    """Feed the arrays into ``digest`` (a new SHA-256 when None) and return it."""
+    digest = digest if digest is not None else hashlib.sha256()
     for array in arrays:
         contiguous = np.ascontiguousarray(array)
         digest.update(str(contiguous.dtype).encode())
         digest.update(str(contiguous.shape).encode())
-        digest.update(contiguous.tobytes())
-    return digest.hexdigest()
+        digest.update(memoryview(contiguous).cast("B"))
+    return digest
 
 
 def file_sha256(path: Path) -> str:

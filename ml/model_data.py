@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from ml.block_rows import BlockRows
 from ml.feature_registry import CALENDAR_COLUMNS, label_column, state_columns
 from ml.features import calendar_features
 from ml.target_weather import TARGET_WEATHER_COLUMNS, TargetWeather, WeatherInputs, epoch_hours
@@ -87,20 +88,53 @@ def build_training_set(panel: pl.DataFrame, n_cells: int, horizon_hours: int,
     ``weather_inputs`` chooses the weather the model reads (``ml.target_weather``); ``weather``
     computes the target-hour weather of each row as known at its cut-off.
     """
-    if panel.height == 0 or panel.height % n_cells:
-        raise ValueError(f"feature panel has {panel.height} rows, not a whole number of hours "
-                         f"for {n_cells} cells; rebuild the features for the training window")
+    check_label(panel, target)
+    design = build_training_design(panel, n_cells, horizon_hours, rng, weather_inputs, weather)
+    return design.for_target(panel, target)
+
+
+def check_label(panel: pl.DataFrame, target: str) -> None:
     label = label_column(target)
     if label not in panel.columns:
         labels_present = [name for name in panel.columns if name.startswith("label_")]
         raise ValueError(f"the feature panel has no label for target {target!r} (column {label}); it "
                          f"has {labels_present}. Add the target to the jurisdiction's targets and "
                          f"rebuild the features")
+
+
+@dataclass(frozen=True)
+class TrainingDesign:
+    """The input matrix of a training window, which every target shares: the seed fixes the horizons.
+
+    ``for_target`` adds one target's labels. Building the design once for all of a window's targets
+    saves the matrix's construction (and its weather) for every target after the first.
+    """
+
+    features: np.ndarray        # float32, rows x len(feature_names)
+    target_rows: np.ndarray     # panel row of each row's target hour and cell
+    target_hours: np.ndarray    # int64 hours since 1970-01-01 UTC
+    feature_names: list[str]
+
+    def for_target(self, panel: pl.DataFrame, target: str) -> TrainingSet:
+        check_label(panel, target)
+        counts = panel[label_column(target)].to_numpy()
+        labels = (counts[self.target_rows] > 0).astype(np.int8)
+        logger.info("training set for %s: %d rows, %d positives (base rate %.5f)",
+                    target, labels.size, int(labels.sum()), labels.mean() if labels.size else 0.0)
+        return TrainingSet(self.features, labels, self.target_hours, self.feature_names)
+
+
+def build_training_design(panel: pl.DataFrame, n_cells: int, horizon_hours: int, rng: np.random.Generator,
+                          weather_inputs: WeatherInputs | None = None,
+                          weather: TargetWeather | None = None) -> TrainingDesign:
+    """Draw one horizon per (cut-off hour, cell) row and build the rows' inputs, without labels."""
+    if panel.height == 0 or panel.height % n_cells:
+        raise ValueError(f"feature panel has {panel.height} rows, not a whole number of hours "
+                         f"for {n_cells} cells; rebuild the features for the training window")
     n_hours = panel.height // n_cells
     state_names = state_columns(panel.columns)
     if weather_inputs is not None:
         state_names = weather_inputs.state_columns(state_names)
-    counts = panel[label].to_numpy()
     hours = panel["hour"].dt.epoch("s").to_numpy().reshape(n_hours, n_cells)[:, 0] // 3600
 
     horizons = rng.integers(1, horizon_hours + 1, size=(n_hours, n_cells))
@@ -123,11 +157,10 @@ def build_training_set(panel: pl.DataFrame, n_cells: int, horizon_hours: int,
     features[:, calendar_end:-1] = target_weather_matrix(weather_inputs, weather, hours[cutoff_index[keep]],
                                                          horizons[keep])
     features[:, -1] = horizons[keep]
-    labels = (counts[target_rows] > 0).astype(np.int8)
 
-    logger.info("training set for %s: %d rows from %d hours x %d cells, %d positives (base rate %.5f)",
-                target, labels.size, n_hours, n_cells, int(labels.sum()), labels.mean() if labels.size else 0.0)
-    return TrainingSet(features, labels, hours[targets].astype(np.int64), names)
+    logger.info("training inputs: %d rows from %d hours x %d cells, %d columns",
+                cutoff_rows.size, n_hours, n_cells, len(names))
+    return TrainingDesign(features, target_rows, hours[targets].astype(np.int64), names)
 
 
 def build_scoring_frame(cutoff_rows: pl.DataFrame, horizon_hours: int, time_zone: str,
@@ -141,6 +174,20 @@ def build_scoring_frame(cutoff_rows: pl.DataFrame, horizon_hours: int, time_zone
     ``feature_names``); without it, the order is ``model_inputs`` of the rows' state columns.
     ``weather_inputs`` and ``weather`` are the model's weather mode and the target-hour weather,
     as in ``build_training_set``.
+    """
+    keys, blocks = build_scoring_blocks(cutoff_rows, horizon_hours, time_zone, holiday_country,
+                                        holiday_subdivision, feature_names, weather_inputs, weather)
+    return keys, blocks.dense()
+
+
+def build_scoring_blocks(cutoff_rows: pl.DataFrame, horizon_hours: int, time_zone: str,
+                         holiday_country: str, holiday_subdivision: str | None,
+                         feature_names: list[str] | None = None, weather_inputs: WeatherInputs | None = None,
+                         weather: TargetWeather | None = None) -> tuple[pl.DataFrame, BlockRows]:
+    """``build_scoring_frame`` with the input matrix kept in two blocks (``ml.block_rows.BlockRows``).
+
+    The state block has one row per cut-off row. The target block (target-hour calendar and
+    weather, then the horizon) has one row per (distinct issue hour, horizon), which all cells share.
     """
     state_names = state_columns(cutoff_rows.columns)
     if weather_inputs is not None:
@@ -163,16 +210,35 @@ def build_scoring_frame(cutoff_rows: pl.DataFrame, horizon_hours: int, time_zone
         "horizon_hours": horizons.astype(np.int16),
     }).with_columns((pl.col("issued_at") + pl.duration(hours=pl.col("horizon_hours") - 1)).alias("hour"))
 
-    distinct_targets = keys["hour"].unique().sort()
-    calendar = calendar_features(distinct_targets, time_zone, holiday_country, holiday_subdivision)
-    target_calendar = keys.select("hour").join(calendar, on="hour", how="left", maintain_order="left")
+    issue_hours = cutoff_rows["hour"].unique().sort()
+    issue_index = np.searchsorted(epoch_hours(issue_hours), epoch_hours(cutoff_rows["hour"]))
+    target = target_block(issue_hours, horizon_hours, time_zone, holiday_country, holiday_subdivision,
+                          weather_inputs, weather)
 
-    state = np.column_stack([cutoff_rows[name].cast(pl.Float32).to_numpy() for name in state_names])
-    target_matrix = target_calendar_matrix(
+    state = np.column_stack([cutoff_rows[name].cast(pl.Float32).to_numpy() for name in state_names]
+                            ).astype(np.float32, copy=False)
+    target_index = issue_index[row_index] * horizon_hours + (horizons - 1)
+    blocks = BlockRows(state=state, row_index=row_index, target=target, target_index=target_index)
+    return keys.select("issued_at", "cell_id", "hour", "horizon_hours"), blocks
+
+
+def target_block(issue_hours: pl.Series, horizon_hours: int, time_zone: str, holiday_country: str,
+                 holiday_subdivision: str | None, weather_inputs: WeatherInputs | None,
+                 weather: TargetWeather | None) -> np.ndarray:
+    """Target-hour inputs of every (issue hour, horizon): calendar, weather as known at the issue hour, horizon.
+
+    Row ``i * horizon_hours + k - 1`` is issue hour ``issue_hours[i]`` at horizon ``k``.
+    """
+    horizons = np.tile(np.arange(1, horizon_hours + 1), issue_hours.len())
+    issued_at = issue_hours.gather(np.repeat(np.arange(issue_hours.len()), horizon_hours))
+    pairs = pl.DataFrame({"issued_at": issued_at, "horizon_hours": horizons}).with_columns(
+        (pl.col("issued_at") + pl.duration(hours=pl.col("horizon_hours") - 1)).alias("hour"))
+
+    distinct_targets = pairs["hour"].unique().sort()
+    calendar = calendar_features(distinct_targets, time_zone, holiday_country, holiday_subdivision)
+    target_calendar = pairs.select("hour").join(calendar, on="hour", how="left", maintain_order="left")
+    calendar_matrix = target_calendar_matrix(
         *(target_calendar[name].cast(pl.Float32).to_numpy() for name in
           ("local_hour", "day_of_week", "month", "is_holiday")))
     weather_matrix = target_weather_matrix(weather_inputs, weather, epoch_hours(issued_at), horizons)
-    features = np.column_stack([state[row_index], target_matrix, weather_matrix,
-                                horizons.astype(np.float32)]).astype(np.float32)
-    return keys.select("issued_at", "cell_id", "hour", "horizon_hours"), features
-
+    return np.column_stack([calendar_matrix, weather_matrix, horizons.astype(np.float32)]).astype(np.float32)

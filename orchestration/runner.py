@@ -67,7 +67,8 @@ class ReleaseBlockedError(JobFailedError):
 
 
 def run_job(definitions: dg.Definitions, instance: dg.DagsterInstance, name: str,
-            tags: dict[str, str] | None = None) -> None:
+            tags: dict[str, str] | None = None) -> dg.ExecuteInProcessResult:
+    """Run job ``name`` in process and return its result; raise ``JobFailedError`` when it fails."""
     started = time.monotonic()
     result = definitions.resolve_job_def(name).execute_in_process(
         run_config=CONSOLE_LOG_CONFIG, instance=instance, tags=tags or {}, raise_on_error=False)
@@ -81,6 +82,7 @@ def run_job(definitions: dg.Definitions, instance: dg.DagsterInstance, name: str
                                       f"to current (run {result.run_id})")
         raise JobFailedError(f"{name} failed (run {result.run_id}):\n{detail}")
     logger.info("%s finished in %.1f s (run %s)", name, elapsed, result.run_id)
+    return result
 
 
 def root_cause(error) -> str:

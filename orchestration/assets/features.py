@@ -7,6 +7,7 @@ it runs as one run, one run per hour or chunks.
 
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -107,11 +108,14 @@ class FeatureSummary:
     rows: int = 0
     weather_missing: int = 0
     positives: dict[str, int] = field(default_factory=dict)
+    build_seconds: float = 0.0
+    """Wall time of reading the inputs, building the features and writing the day files."""
 
     def add(self, other: "FeatureSummary") -> None:
         self.cells = max(self.cells, other.cells)
         self.rows += other.rows
         self.weather_missing += other.weather_missing
+        self.build_seconds += other.build_seconds
         for target, count in other.positives.items():
             self.positives[target] = self.positives.get(target, 0) + count
 
@@ -128,6 +132,7 @@ class FeatureSummary:
             "positive_cell_hour_share": dg.MetadataValue.json(
                 {target: count / rows if rows else 0.0 for target, count in self.positives.items()}),
             "path": dg.MetadataValue.path(str(settings.features_dir)),
+            "build_seconds": dg.MetadataValue.float(round(self.build_seconds, 3)),
         }
 
 
@@ -138,6 +143,7 @@ def build_feature_window(settings: RiskcastSettings, jurisdiction: JurisdictionC
     The warehouse is opened read-only, and each day file is replaced by a rename, so processes
     that build windows covering different days can run at the same time.
     """
+    started = time.perf_counter()
     layout = feature_layout(jurisdiction)
     summary = FeatureSummary(positives={target: 0 for target in layout.targets})
     with connect(settings.warehouse_path, read_only=True) as connection:
@@ -157,6 +163,7 @@ def build_feature_window(settings: RiskcastSettings, jurisdiction: JurisdictionC
                 summary.positives[target] += int((frame[label_column(target)] > 0).sum())
             log.info(f"features {piece_start.isoformat()} to {piece_end.isoformat()}: "
                      f"{frame.height} rows, {frame.width} columns for {cells.height} cells")
+    summary.build_seconds = time.perf_counter() - started
     return summary
 
 

@@ -15,7 +15,7 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from ml.atomic_files import remove_stale_temporaries, replace_folder, temporary_
 from ml.ensemble import EnsembleConfig, RiskEnsemble
 from ml.feature_store import read_window
 from ml.manifest import (
+    array_digest,
     array_sha256,
     code_version,
     feature_file_hashes,
@@ -35,7 +36,7 @@ from ml.manifest import (
     write_manifest,
     write_model_card,
 )
-from ml.model_data import build_training_set
+from ml.model_data import TrainingDesign, build_training_design
 from ml.target_weather import TargetWeather, WeatherInputs
 from orchestration.crash_hook import crash_point
 from orchestration.jurisdiction import JurisdictionConfig, RunConfig, run_targets
@@ -154,6 +155,24 @@ class TrainingRequest:
     settings: RiskcastSettings
     weather_inputs: WeatherInputs | None = None
     weather: TargetWeather | None = None
+    cache: dict = field(default_factory=dict)
+    """The training design and its digest, built by the first target and shared by the others."""
+
+    def design(self) -> TrainingDesign:
+        """The window's input matrix; the run's seed gives every target the same rows and horizons."""
+        if "design" not in self.cache:
+            if self.weather is not None:
+                self.weather.reset_coverage()
+            self.cache["design"] = build_training_design(
+                self.panel, self.n_cells, self.run.horizon_hours, np.random.default_rng(self.run.seed),
+                weather_inputs=self.weather_inputs, weather=self.weather)
+        return self.cache["design"]
+
+    def features_digest(self) -> "hashlib._Hash":
+        """SHA-256 state after the design's features; each target's data hash adds its labels."""
+        if "digest" not in self.cache:
+            self.cache["digest"] = array_digest(self.design().features)
+        return self.cache["digest"]
 
 
 def weather_entry(request: TrainingRequest) -> dict | None:
@@ -168,11 +187,7 @@ def weather_entry(request: TrainingRequest) -> dict | None:
 def train_target(request: TrainingRequest, target: str, log: dg.DagsterLogManager) -> dict:
     """Train, save, manifest and register the ensemble of one target; return its manifest."""
     run, jurisdiction = request.run, request.jurisdiction
-    if request.weather is not None:
-        request.weather.reset_coverage()
-    training = build_training_set(request.panel, request.n_cells, run.horizon_hours,
-                                  np.random.default_rng(run.seed), target=target,
-                                  weather_inputs=request.weather_inputs, weather=request.weather)
+    training = request.design().for_target(request.panel, target)
     log.info(f"{jurisdiction.name} {target}: training on {training.labels.size} rows, "
              f"{int(training.labels.sum())} positives, {request.start.isoformat()} to {request.end.isoformat()}")
 
@@ -182,7 +197,7 @@ def train_target(request: TrainingRequest, target: str, log: dg.DagsterLogManage
                                         training.feature_names)
     training_seconds = time.perf_counter() - started
 
-    data_hash = array_sha256(training.features, training.labels)
+    data_hash = array_sha256(training.labels, prefix=request.features_digest())
     weather_settings = request.weather_inputs.manifest_entry() if request.weather_inputs else None
     parameters = {**config.__dict__, "horizon_hours": run.horizon_hours, "weather": weather_settings}
     model_id = model_identifier(jurisdiction.name, target, request.end, data_hash, parameters)

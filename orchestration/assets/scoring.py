@@ -27,7 +27,7 @@ import polars as pl
 from ml.atomic_files import temporary_path
 from ml.ensemble import RiskEnsemble
 from ml.feature_store import read_window
-from ml.model_data import build_scoring_frame
+from ml.model_data import build_scoring_blocks
 from ml.target_weather import TargetWeather, WeatherInputs
 from orchestration.assets.models import LEGACY_TARGET, migrate_registry, table_columns
 from orchestration.crash_hook import crash_point
@@ -249,9 +249,9 @@ def score_piece(cutoff_rows: pl.DataFrame, spans: list[ModelSpan], models: Model
             weather_key = (start, end, inputs)
             if weather_key not in weathers:
                 weathers[weather_key] = target_weather(warehouse, inputs, horizon_hours, start, end - HOUR)
-            frames[key] = build_scoring_frame(rows, horizon_hours, jurisdiction.time_zone,
-                                              jurisdiction.holiday_country, jurisdiction.holiday_subdivision,
-                                              ensemble.feature_names, inputs, weathers[weather_key])
+            frames[key] = build_scoring_blocks(rows, horizon_hours, jurisdiction.time_zone,
+                                               jurisdiction.holiday_country, jurisdiction.holiday_subdivision,
+                                               ensemble.feature_names, inputs, weathers[weather_key])
         keys, features = frames[key]
         risk = pl.Series("risk", ensemble.predict_proba(features), dtype=pl.Float64)
         scored.append(keys.with_columns(risk, pl.lit(span.target).alias("target"),
