@@ -142,13 +142,15 @@ def offense_codes_of(jurisdiction: JurisdictionConfig, target: str) -> list[str]
 
 @dataclass(frozen=True)
 class TrainingRequest:
-    """Inputs of one refresh partition's training: its window, the panel read once, and the run's settings."""
+    """Inputs of one refresh partition's training: its window, its design and labels, and the run's settings."""
 
     partition_key: str
     start: datetime
     end: datetime
-    panel: pl.DataFrame
-    n_cells: int
+    labels: pl.DataFrame
+    """The window's ``label_*`` columns, one row per cell and hour in the panel's order."""
+    design: TrainingDesign
+    """The input matrix, built once: the run's seed gives every target the same rows and horizons."""
     feature_files: list[dict]
     run: RunConfig
     jurisdiction: JurisdictionConfig
@@ -156,22 +158,12 @@ class TrainingRequest:
     weather_inputs: WeatherInputs | None = None
     weather: TargetWeather | None = None
     cache: dict = field(default_factory=dict)
-    """The training design and its digest, built by the first target and shared by the others."""
-
-    def design(self) -> TrainingDesign:
-        """The window's input matrix; the run's seed gives every target the same rows and horizons."""
-        if "design" not in self.cache:
-            if self.weather is not None:
-                self.weather.reset_coverage()
-            self.cache["design"] = build_training_design(
-                self.panel, self.n_cells, self.run.horizon_hours, np.random.default_rng(self.run.seed),
-                weather_inputs=self.weather_inputs, weather=self.weather)
-        return self.cache["design"]
+    """The SHA-256 state after the design's features, computed by the first target."""
 
     def features_digest(self) -> "hashlib._Hash":
         """SHA-256 state after the design's features; each target's data hash adds its labels."""
         if "digest" not in self.cache:
-            self.cache["digest"] = array_digest(self.design().features)
+            self.cache["digest"] = array_digest(self.design.features)
         return self.cache["digest"]
 
 
@@ -187,7 +179,7 @@ def weather_entry(request: TrainingRequest) -> dict | None:
 def train_target(request: TrainingRequest, target: str, log: dg.DagsterLogManager) -> dict:
     """Train, save, manifest and register the ensemble of one target; return its manifest."""
     run, jurisdiction = request.run, request.jurisdiction
-    training = request.design().for_target(request.panel, target)
+    training = request.design.for_target(request.labels, target)
     log.info(f"{jurisdiction.name} {target}: training on {training.labels.size} rows, "
              f"{int(training.labels.sum())} positives, {request.start.isoformat()} to {request.end.isoformat()}")
 
@@ -286,15 +278,20 @@ def build_training_asset(partitions_def: dg.PartitionsDefinition,
         with connect(settings.warehouse_path, read_only=True) as connection:
             n_cells = connection.sql("SELECT count(*) FROM marts.dim_cells").fetchone()[0]
         inputs = run.weather.inputs()
+        weather = target_weather(settings.warehouse_path, inputs, run.horizon_hours, start, end - HOUR)
+        panel = read_window(settings.features_dir, start, end, n_cells)
+        design = build_training_design(panel, n_cells, run.horizon_hours, np.random.default_rng(run.seed),
+                                       weather_inputs=inputs, weather=weather)
         request = TrainingRequest(
             partition_key=context.partition_key, start=start, end=end,
-            panel=read_window(settings.features_dir, start, end, n_cells), n_cells=n_cells,
+            labels=panel.select(pl.col("^label_.*$")), design=design,
             feature_files=feature_file_hashes(settings.features_dir, start, end),
-            run=run, jurisdiction=jurisdiction, settings=settings, weather_inputs=inputs,
-            weather=target_weather(settings.warehouse_path, inputs, run.horizon_hours, start, end - HOUR))
-        context.log.info(f"refresh partition {context.partition_key}: {request.panel.height} feature rows from "
+            run=run, jurisdiction=jurisdiction, settings=settings, weather_inputs=inputs, weather=weather)
+        context.log.info(f"refresh partition {context.partition_key}: {panel.height} feature rows from "
                          f"{len(request.feature_files)} day files, {start.isoformat()} to {end.isoformat()}, "
                          f"targets {run_targets(run, jurisdiction)}")
+        # The design holds every input the targets need, so only the labels stay in memory.
+        del panel
 
         manifests = [train_target(request, target, context.log) for target in run_targets(run, jurisdiction)]
         return dg.MaterializeResult(metadata=training_metadata(manifests, start, end))
