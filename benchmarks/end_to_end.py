@@ -32,7 +32,8 @@ targets). ``--profile FOLDER`` runs each job under pyinstrument (cProfile when p
 installed), writes one profile per job to FOLDER and prints the 10 functions with the largest
 cumulative time per job. Run from the repository root:
 
-    .venv/bin/python benchmarks/end_to_end.py [--scenario city-year four-years] [--smoke] [--profile FOLDER] [--record]
+    .venv/bin/python benchmarks/end_to_end.py [--scenario city-year four-years] [--smoke] [--profile FOLDER]
+        [--memory-limit-gb GB] [--record]
 
 ``--record`` adds the figures to docs/benchmarks.md (newest first).
 """
@@ -163,7 +164,7 @@ def write_synthetic_jurisdiction(folder: Path, scenario: Scenario) -> tuple[Path
     return jurisdiction, extracts
 
 
-def write_run_file(folder: Path, scenario: Scenario) -> Path:
+def write_run_file(folder: Path, scenario: Scenario, memory_limit_gb: float | None = None) -> Path:
     """Write the scenario's extracts (links or synthetic files) and its run file; return the run file."""
     if scenario.source == "chicago":
         jurisdiction: str = "chicago"
@@ -187,6 +188,8 @@ def write_run_file(folder: Path, scenario: Scenario) -> Path:
                 if value is not None}
     if ensemble:
         content["ensemble"] = ensemble
+    if memory_limit_gb is not None:
+        content["memory_limit_gb"] = memory_limit_gb
 
     run_file = folder / "run.yaml"
     run_file.write_text(yaml.safe_dump(content), encoding="utf-8")
@@ -209,7 +212,8 @@ def scenario_steps(run_file: Path, home: Path, scenario: Scenario):
     return context, steps
 
 
-def child(scenario_name: str, smoke: bool, folder: Path, profile_folder: Path | None, output: Path) -> None:
+def child(scenario_name: str, smoke: bool, folder: Path, profile_folder: Path | None, output: Path,
+          memory_limit_gb: float | None = None) -> None:
     """Run one scenario in this process and write its per-job wall times to ``output`` as JSON."""
     import logging
 
@@ -219,7 +223,7 @@ def child(scenario_name: str, smoke: bool, folder: Path, profile_folder: Path | 
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     scenario = build_scenario(scenario_name, smoke)
-    run_file = write_run_file(folder, scenario)
+    run_file = write_run_file(folder, scenario, memory_limit_gb)
     context, steps = scenario_steps(run_file, folder / "home", scenario)
     profiler = StageProfiler(profile_folder) if profile_folder is not None else None
 
@@ -301,7 +305,7 @@ def scoring_probe(context) -> dict[str, float]:
     return {"all_targets": all_targets, "per_model": per_model, "cells": n_cells}
 
 
-def run_scenario(name: str, smoke: bool, profile_folder: Path | None) -> dict:
+def run_scenario(name: str, smoke: bool, profile_folder: Path | None, memory_limit_gb: float | None = None) -> dict:
     """Run one scenario in a child process; return its figures with the child's wall time and peak RSS."""
     with tempfile.TemporaryDirectory(prefix="riskcast-end-to-end-") as scratch:
         folder = Path(scratch)
@@ -311,6 +315,8 @@ def run_scenario(name: str, smoke: bool, profile_folder: Path | None) -> dict:
             command.append("--smoke")
         if profile_folder is not None:
             command += ["--profile", str(profile_folder / name.replace(" ", "-"))]
+        if memory_limit_gb is not None:
+            command += ["--memory-limit-gb", str(memory_limit_gb)]
 
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=sys.stderr)
@@ -324,6 +330,7 @@ def run_scenario(name: str, smoke: bool, profile_folder: Path | None) -> dict:
     # ru_maxrss is in KiB on Linux.
     figures["peak_rss_bytes"] = usage.ru_maxrss * 1024
     figures["scenario"] = build_scenario(name, smoke)
+    figures["memory_limit_gb"] = memory_limit_gb
     return figures
 
 
@@ -396,6 +403,9 @@ def report(results: dict[str, dict], smoke: bool) -> str:
         f"Python {platform.python_version()}; load average {os.getloadavg()[0]:.1f} after the run",
     ]
     lines += [f"- Input: {describe_input(figures['scenario'])}" for figures in results.values()]
+    limits = {figures["memory_limit_gb"] for figures in results.values()}
+    lines.append(f"- Run file: memory_limit_gb {limits.pop()}" if limits != {None}
+                 else "- Run file: memory_limit_gb unset (55% of RAM)")
     lines += [
         "- Jobs: warehouse_job, features_job over every hour of the input years, train_job on the window in its "
         "row (one refresh window of 26 weeks, 6 in a smoke run), score_job and evaluate_job on the 24 issue hours "
@@ -423,7 +433,9 @@ def print_profiles(results: dict[str, dict]) -> None:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == CHILD_FLAG:
         profile = Path(sys.argv[sys.argv.index("--profile") + 1]) if "--profile" in sys.argv else None
-        child(sys.argv[2], "--smoke" in sys.argv, Path(sys.argv[3]), profile, Path(sys.argv[4]))
+        limit = (float(sys.argv[sys.argv.index("--memory-limit-gb") + 1]) if "--memory-limit-gb" in sys.argv
+                 else None)
+        child(sys.argv[2], "--smoke" in sys.argv, Path(sys.argv[3]), profile, Path(sys.argv[4]), limit)
         return
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -433,6 +445,8 @@ def main() -> None:
                         help="run each scenario on a synthetic 8 x 8 grid over three months with a 2-net ensemble")
     parser.add_argument("--profile", type=Path, metavar="FOLDER",
                         help="profile each job and write FOLDER/SCENARIO/JOB.txt and JOB.html (JOB.prof with cProfile)")
+    parser.add_argument("--memory-limit-gb", type=float, metavar="GB",
+                        help="set memory_limit_gb in the scenarios' run files (default: unset, 55%% of RAM)")
     parser.add_argument("--record", action="store_true", help="add the figures to docs/benchmarks.md")
     arguments = parser.parse_args()
     if arguments.smoke and arguments.record:
@@ -442,7 +456,7 @@ def main() -> None:
     results = {}
     for name in arguments.scenario:
         key = f"{name} (smoke)" if arguments.smoke else name
-        results[key] = run_scenario(name, arguments.smoke, arguments.profile)
+        results[key] = run_scenario(name, arguments.smoke, arguments.profile, arguments.memory_limit_gb)
 
     text = report(results, arguments.smoke)
     print(text)

@@ -6,17 +6,25 @@ records partition events faster than the persistent SQLite one that the CLI uses
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import polars as pl
 import pytest
 import yaml
 
+from ml.ensemble import RiskEnsemble
+from ml.feature_store import read_window
+from ml.manifest import array_sha256
+from ml.model_data import build_scoring_blocks, build_training_set
 from orchestration.assets.bias import release_gate
 from orchestration.cli import ReleaseBlockedError, run_main_job
-from orchestration.jurisdiction import RUNS_DIR, load_run_config
+from orchestration.jurisdiction import RUNS_DIR, load_jurisdiction, load_run_config
 from orchestration.warehouse import connect
+from orchestration.weather_inputs import model_weather_inputs, target_weather
 
 pytestmark = pytest.mark.integration
 
@@ -103,6 +111,57 @@ def test_compstat_uses_three_years(chicago_run: Path) -> None:
         note = connection.sql("SELECT DISTINCT note FROM main.evaluation_metrics WHERE model = 'compstat'").fetchone()[0]
 
     assert "over 2014-10-01 00:00 to 2017-10-01 00:00 UTC" in note
+
+
+def violent_model(home: Path) -> tuple[dict, RiskEnsemble]:
+    folder = next(path.parent for path in sorted((home / "models").glob("*/manifest.json"))
+                  if json.loads(path.read_text(encoding="utf-8"))["target"] == "violent")
+    return json.loads((folder / "manifest.json").read_text(encoding="utf-8")), RiskEnsemble.load(folder)
+
+
+def test_block_scores_equal_dense_scores_on_real_features(chicago_run: Path) -> None:
+    """Published scores come from the block path; the expanded matrix must give the same risks."""
+    run = load_run_config(RUNS_DIR / "chicago.yaml")
+    jurisdiction = load_jurisdiction(run.jurisdiction)
+    manifest, ensemble = violent_model(chicago_run.parent)
+    issue = datetime(2017, 10, 3, 17, tzinfo=timezone.utc)
+    rows = read_window(chicago_run.parent / "features", issue, issue + timedelta(hours=1), TRACTS)
+    inputs = model_weather_inputs(Path(manifest["path"]))
+    weather = target_weather(chicago_run, inputs, HORIZON, issue, issue)
+    keys, blocks = build_scoring_blocks(rows, HORIZON, jurisdiction.time_zone, jurisdiction.holiday_country,
+                                        jurisdiction.holiday_subdivision, ensemble.feature_names, inputs, weather)
+    with connect(chicago_run, read_only=True) as connection:
+        published = connection.execute(
+            "SELECT cell_id, hour, risk FROM main.risk_scores WHERE target = 'violent' AND issued_at = ?",
+            [issue.replace(tzinfo=None)]).pl()
+
+    dense = ensemble.predict_proba(blocks.dense())
+    blocked = ensemble.predict_proba(blocks)
+    joined = keys.with_columns(pl.Series("dense", dense), pl.Series("blocked", blocked)).with_columns(
+        pl.col("hour").dt.replace_time_zone(None)).join(published, on=["cell_id", "hour"])
+
+    assert blocks.state.shape[0] == TRACTS
+    assert blocks.target.shape[0] == HORIZON
+    assert joined.height == TRACTS * HORIZON
+    np.testing.assert_allclose(blocked, dense, rtol=1e-5, atol=1e-10)
+    np.testing.assert_allclose(joined["risk"].to_numpy(), joined["dense"].to_numpy(), rtol=1e-5, atol=1e-10)
+
+
+def test_shared_training_design_hashes_like_one_target(chicago_run: Path) -> None:
+    """The design built once per window gives the violent model the matrix a per-target build gives."""
+    run = load_run_config(RUNS_DIR / "chicago.yaml")
+    manifest, _ = violent_model(chicago_run.parent)
+    start, end = (datetime.fromisoformat(manifest[key]) for key in ("train_start", "train_end"))
+    panel = read_window(chicago_run.parent / "features", start, end, TRACTS)
+    inputs = model_weather_inputs(Path(manifest["path"]))
+    weather = target_weather(chicago_run, inputs, HORIZON, start, end - timedelta(hours=1))
+
+    training = build_training_set(panel, TRACTS, HORIZON, np.random.default_rng(run.seed), "violent",
+                                  weather_inputs=inputs, weather=weather)
+
+    assert training.labels.size == manifest["training_rows"]
+    assert int(training.labels.sum()) == manifest["training_positives"]
+    assert array_sha256(training.features, training.labels) == manifest["training_data_sha256"]
 
 
 @pytest.fixture(scope="module")
