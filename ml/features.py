@@ -129,9 +129,20 @@ def dense_group_counts(counts: pl.DataFrame, names: list[str], cells: list[str],
     cell_index = pl.DataFrame({"cell_id": cells, "cell_index": np.arange(len(cells), dtype=np.int32)})
     group_index = pl.DataFrame({"crime_group": names, "group_index": np.arange(len(names), dtype=np.int32)})
     indexed = in_window.join(cell_index, on="cell_id", how="inner").join(group_index, on="crime_group", how="inner")
-    np.add.at(array, (indexed["group_index"].to_numpy(), indexed["hour_index"].to_numpy(),
-                      indexed["cell_index"].to_numpy()), indexed["incidents"].to_numpy())
+    scatter_add(array, (indexed["group_index"].to_numpy(), indexed["hour_index"].to_numpy(),
+                        indexed["cell_index"].to_numpy()), indexed["incidents"].to_numpy())
     return array
+
+
+def scatter_add(array: np.ndarray, positions: tuple[np.ndarray, ...], values: np.ndarray) -> None:
+    """Add ``values`` at ``positions`` (one index array per axis, repeats allowed) into an int32 array.
+
+    ``np.add.at`` (numpy 2.x) takes a much faster path on a 1-D array with values of the array's
+    dtype, so the positions are flattened and the values cast to int32 first. int32 sums wrap the same way whether the values
+    are cast before or after adding, so the result is that of ``np.add.at(array, positions, values)``.
+    """
+    flat = np.ravel_multi_index(positions, array.shape)
+    np.add.at(array.reshape(-1), flat, values.astype(np.int32))
 
 
 def prefix_sums(array: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -218,6 +229,18 @@ def neighbour_matrix(neighbours: pl.DataFrame, cells: list[str]) -> tuple[sparse
     return sparse.diags(scale.astype(np.float32)) @ adjacency, degree.astype(np.int16)
 
 
+def transpose(array: np.ndarray, block: int = 64) -> np.ndarray:
+    """Copy a 2-D array into its C-ordered transpose, a band of ``block`` columns at a time.
+
+    A band keeps the strided reads within the CPU cache, where ``np.ascontiguousarray(array.T)``
+    walks the whole source array for every output row.
+    """
+    result = np.empty((array.shape[1], array.shape[0]), dtype=array.dtype)
+    for first in range(0, array.shape[1], block):
+        result[first:first + block] = array[:, first:first + block].T
+    return result
+
+
 def neighbour_means(weights: sparse.csr_matrix, prefix: np.ndarray, first_output: int) -> dict[int, np.ndarray]:
     """Average the trailing sums over each cell's neighbours, for every window in ``CRIME_LAG_DAYS``.
 
@@ -231,7 +254,7 @@ def neighbour_means(weights: sparse.csr_matrix, prefix: np.ndarray, first_output
     if first_output < longest:
         raise ValueError(f"first_output {first_output} is shorter than the longest window ({longest} hours); "
                          f"start the prefix sums at least that many hours before the first output row")
-    by_cell = np.ascontiguousarray(prefix.T)
+    by_cell = transpose(prefix)
     n_rows = by_cell.shape[1] - 1
     own = np.empty((by_cell.shape[0], n_rows - first_output), dtype=np.float32)
     means = {}
@@ -239,7 +262,7 @@ def neighbour_means(weights: sparse.csr_matrix, prefix: np.ndarray, first_output
         window = days * 24
         np.subtract(by_cell[:, first_output:n_rows], by_cell[:, first_output - window:n_rows - window], out=own,
                     dtype=np.int32, casting="unsafe")
-        means[days] = np.ascontiguousarray((weights @ own).T, dtype=np.float32)
+        means[days] = transpose(weights @ own).astype(np.float32, copy=False)
     return means
 
 
@@ -391,8 +414,8 @@ def request_columns(requests: pl.DataFrame | None, layout: FeatureLayout, cells:
             .filter((pl.col("day_index") >= 0) & (pl.col("day_index") < n_days))
             .join(cell_index, on="cell_id", how="inner").join(type_index, on="request_type", how="inner")
         )
-        np.add.at(array, (indexed["type_index"].to_numpy(), indexed["day_index"].to_numpy(),
-                          indexed["cell_index"].to_numpy()), indexed["requests"].to_numpy())
+        scatter_add(array, (indexed["type_index"].to_numpy(), indexed["day_index"].to_numpy(),
+                            indexed["cell_index"].to_numpy()), indexed["requests"].to_numpy())
 
     empty_day = array.sum(axis=(0, 2)) == 0
     day_of_hour = ((local_dates - first_day) / np.timedelta64(1, "D")).astype(np.int64)

@@ -26,6 +26,8 @@ from ml.features import (
     neighbour_matrix,
     neighbour_means,
     prefix_sums,
+    scatter_add,
+    transpose,
     window_sums,
 )
 
@@ -41,7 +43,7 @@ def plain_window_sums(array: np.ndarray, window: int, first_output: int) -> np.n
 
 
 def plain_hours_since(array: np.ndarray, first_output: int, cap: int) -> np.ndarray:
-    """Hours since the last non-zero row with one ``np.maximum.accumulate`` over int64 indices."""
+    """Hours since the last positive row with one ``np.maximum.accumulate`` over int64 indices."""
     n_rows = array.shape[0]
     column = (-1, *([1] * (array.ndim - 1)))
     index = np.where(array > 0, np.arange(n_rows).reshape(column), NO_EVENT)
@@ -50,6 +52,22 @@ def plain_hours_since(array: np.ndarray, first_output: int, cap: int) -> np.ndar
     rows = np.arange(first_output, n_rows)
     last_before = last_at_or_before[rows]
     return np.minimum(rows.reshape(column) - last_before, cap).astype(np.float32)
+
+
+def test_scatter_add_matches_add_at() -> None:
+    """Repeated positions add up, and int64 values wrap into int32 as ``np.add.at`` wraps them."""
+    rng = np.random.default_rng(2)
+    positions = (rng.integers(0, 3, 500), rng.integers(0, 40, 500), rng.integers(0, 5, 500))
+    values = rng.integers(1, 4, 500).astype(np.int64)
+    values[:2] = 2**31 + 7
+    array = np.zeros((3, 40, 5), dtype=np.int32)
+    expected = np.zeros((3, 40, 5), dtype=np.int32)
+
+    scatter_add(array, positions, values)
+    np.add.at(expected, positions, values)
+
+    np.testing.assert_array_equal(array, expected)
+    assert int(array.sum(dtype=np.int64)) != int(values.sum())
 
 
 @pytest.mark.parametrize(("window", "first_output"), [(24, 30), (30, 30), (48, 10), (1, 0)])
@@ -141,6 +159,16 @@ def test_neighbour_means_match_product_per_window() -> None:
         np.testing.assert_array_equal(values[:, -1], 0.0)
     assert degree[-1] == 0
     assert means[28].max() > 0
+
+
+@pytest.mark.parametrize(("shape", "block"), [((7, 130), 64), ((130, 7), 64), ((5, 5), 2)])
+def test_transpose_copies_in_bands(shape: tuple[int, int], block: int) -> None:
+    array = np.arange(shape[0] * shape[1], dtype=np.int32).reshape(shape)
+
+    copied = transpose(array, block)
+
+    assert copied.flags.c_contiguous
+    np.testing.assert_array_equal(copied, array.T)
 
 
 def test_neighbour_means_reject_short_lookback() -> None:
