@@ -463,7 +463,6 @@ def build_cell_hour_features(
     if not cells:
         raise ValueError("no cells to build features for; materialize dim_cells first")
     hours = hour_range(start, end)
-    n_hours, n_cells = hours.len(), len(cells)
 
     calendar = calendar_features(hours, time_zone, holiday_country, holiday_subdivision)
     local_dates = hours.dt.convert_time_zone(time_zone).dt.date().to_numpy().astype("datetime64[D]")
@@ -477,7 +476,7 @@ def build_cell_hour_features(
 
     frame = assemble_frame(panel_schema(layout), cells, hours, per_cell_hour, per_hour, per_cell)
     logger.info("built %d feature rows (%d columns) for %d cells, %s to %s", frame.height, frame.width,
-                n_cells, start.isoformat(), end.isoformat())
+                len(cells), start.isoformat(), end.isoformat())
     return frame
 
 
