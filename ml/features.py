@@ -15,6 +15,7 @@ spatial lags as in Anselin 1988, "Spatial Econometrics: Methods and Models", Klu
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -81,8 +82,14 @@ def hour_range(start: datetime, end: datetime) -> pl.Series:
 
 
 def holiday_dates(country: str, subdivision: str | None, years: Iterable[int]) -> list[date]:
+    return list(cached_holiday_dates(country, subdivision, tuple(years)))
+
+
+@functools.lru_cache(maxsize=64)
+def cached_holiday_dates(country: str, subdivision: str | None, years: tuple[int, ...]) -> tuple[date, ...]:
+    """Return the sorted holiday dates, cached because a month-by-month build requests the same years every month."""
     calendar = holidays.country_holidays(country, subdiv=subdivision, years=list(years))
-    return sorted(calendar.keys())
+    return tuple(sorted(calendar.keys()))
 
 
 def calendar_features(hours: pl.Series, time_zone: str, country: str,
@@ -106,55 +113,103 @@ def hours_between(first: datetime, second: datetime) -> int:
 
 def dense_group_counts(counts: pl.DataFrame, names: list[str], cells: list[str], first_hour: datetime,
                        n_hours: int) -> np.ndarray:
-    """Scatter sparse (cell_id, hour, crime_group, incidents) rows into a [group, hour, cell] array."""
+    """Scatter sparse (cell_id, hour, crime_group, incidents) rows into a [group, hour, cell] array.
+
+    Rows outside the ``n_hours`` hours from ``first_hour`` are dropped before the joins, so counts
+    that cover more than the window cost little extra.
+    """
     array = np.zeros((len(names), n_hours, len(cells)), dtype=np.int32)
     if counts.height == 0:
         return array
 
-    cell_index = pl.DataFrame({"cell_id": cells, "cell_index": np.arange(len(cells), dtype=np.int32)})
-    group_index = pl.DataFrame({"crime_group": names, "group_index": np.arange(len(names), dtype=np.int32)})
-    indexed = (
-        counts.join(cell_index, on="cell_id", how="inner")
-        .join(group_index, on="crime_group", how="inner")
-        .with_columns((pl.col("hour") - pl.lit(first_hour)).dt.total_hours().alias("hour_index"))
+    in_window = (
+        counts.with_columns((pl.col("hour") - pl.lit(first_hour)).dt.total_hours().alias("hour_index"))
         .filter((pl.col("hour_index") >= 0) & (pl.col("hour_index") < n_hours))
     )
-    np.add.at(array, (indexed["group_index"].to_numpy(), indexed["hour_index"].to_numpy(),
-                      indexed["cell_index"].to_numpy()), indexed["incidents"].to_numpy())
+    cell_index = pl.DataFrame({"cell_id": cells, "cell_index": np.arange(len(cells), dtype=np.int32)})
+    group_index = pl.DataFrame({"crime_group": names, "group_index": np.arange(len(names), dtype=np.int32)})
+    indexed = in_window.join(cell_index, on="cell_id", how="inner").join(group_index, on="crime_group", how="inner")
+    scatter_add(array, (indexed["group_index"].to_numpy(), indexed["hour_index"].to_numpy(),
+                        indexed["cell_index"].to_numpy()), indexed["incidents"].to_numpy())
     return array
 
 
-def prefix_sums(array: np.ndarray) -> np.ndarray:
-    """Cumulative sums along the first axis with a leading zero row: ``prefix[k]`` sums rows ``[0, k)``."""
-    prefix = np.zeros((array.shape[0] + 1, *array.shape[1:]), dtype=np.int32)
-    np.cumsum(array, axis=0, out=prefix[1:])
+def scatter_add(array: np.ndarray, positions: tuple[np.ndarray, ...], values: np.ndarray) -> None:
+    """Add ``values`` at ``positions`` (one index array per axis, repeats allowed) into an int32 array.
+
+    ``np.add.at`` (numpy 2.x) takes a much faster path on a 1-D array with values of the array's
+    dtype, so the positions are flattened and the values cast to int32 first. int32 sums wrap the same way whether the values
+    are cast before or after adding, so the result is that of ``np.add.at(array, positions, values)``.
+    """
+    flat = np.ravel_multi_index(positions, array.shape)
+    np.add.at(array.reshape(-1), flat, values.astype(np.int32))
+
+
+def prefix_sums(array: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Return int32 cumulative sums along ``axis`` with a leading zero: ``prefix[k]`` sums ``[0, k)`` on that axis.
+
+    Arrays of two or more dimensions are summed one slice at a time, because a numpy ``cumsum``
+    along the hour axis of an [hour, cell] array is several times slower than a loop of slice
+    additions.
+    """
+    shape = list(array.shape)
+    shape[axis] += 1
+    prefix = np.zeros(shape, dtype=np.int32)
+    if array.ndim == 1:
+        np.cumsum(array, out=prefix[1:])
+        return prefix
+
+    rows = np.moveaxis(array, axis, 0)
+    sums = np.moveaxis(prefix, axis, 0)
+    for row in range(rows.shape[0]):
+        np.add(sums[row], rows[row], out=sums[row + 1])
     return prefix
 
 
-def window_sums(prefix: np.ndarray, window: int, first_output: int) -> np.ndarray:
-    """Sum of rows ``[k - window, k)`` for every output row ``k >= first_output``, from ``prefix_sums``."""
-    rows = np.arange(first_output, prefix.shape[0] - 1)
-    return prefix[rows] - prefix[np.maximum(rows - window, 0)]
+def window_sums(prefix: np.ndarray, window: int, first_output: int, dtype: type = np.int32) -> np.ndarray:
+    """Sum of rows ``[k - window, k)`` for every output row ``k >= first_output``, from ``prefix_sums``.
 
-
-def trailing_sums(array: np.ndarray, window: int, first_output: int) -> np.ndarray:
-    """Sum of rows ``[k - window, k)`` for every output row ``k >= first_output``."""
-    return window_sums(prefix_sums(array), window, first_output)
+    The difference is taken in int32 and then cast to ``dtype``, as ``astype`` would cast it.
+    """
+    n_rows = prefix.shape[0] - 1
+    upper = prefix[first_output:n_rows]
+    if first_output >= window:
+        lower = prefix[first_output - window:n_rows - window]
+    else:
+        lower = prefix[np.maximum(np.arange(first_output, n_rows) - window, 0)]
+    sums = np.empty(upper.shape, dtype=dtype)
+    np.subtract(upper, lower, out=sums, dtype=np.int32, casting="unsafe")
+    return sums
 
 
 def hours_since_last(array: np.ndarray, first_output: int, cap: int) -> np.ndarray:
-    """Hours from the last row before ``k`` with a non-zero value to row ``k``, capped at ``cap``."""
+    """Count the hours from the last row before ``k`` with a positive value to row ``k``, capped at ``cap``.
+
+    Rows run along the first axis. For a 1-D array one ``np.maximum.accumulate`` finds the last
+    positive row. Wider arrays carry that index forward one output row at a time with
+    ``np.maximum``, because an accumulate along the first axis of an [hour, cell] array is several
+    times slower than the loop.
+    """
     n_rows = array.shape[0]
-    shape = (n_rows, *array.shape[1:])
-    index = np.where(array > 0, np.arange(n_rows).reshape(-1, *([1] * (array.ndim - 1))), -(10**9))
-    last_at_or_before = np.maximum.accumulate(np.broadcast_to(index, shape), axis=0)
-    rows = np.arange(first_output, n_rows)
-    if first_output > 0:
-        last_before = last_at_or_before[rows - 1]
+    column_shape = (-1, *([1] * (array.ndim - 1)))
+    index = np.where(array > 0, np.arange(n_rows, dtype=np.int32).reshape(column_shape), np.int32(-(10**9)))
+
+    last_before = np.full((n_rows - first_output, *array.shape[1:]), -(10**9), dtype=np.int32)
+    if array.ndim == 1:
+        last_at_or_before = np.maximum.accumulate(index)
+        if first_output > 0:
+            last_before[:] = last_at_or_before[first_output - 1:n_rows - 1]
+        else:
+            last_before[1:] = last_at_or_before[:n_rows - 1]
     else:
-        last_before = np.full((len(rows), *array.shape[1:]), -(10**9))
-    since = rows.reshape(-1, *([1] * (array.ndim - 1))) - last_before
-    return np.minimum(since, cap).astype(np.float32)
+        if first_output > 0:
+            np.max(index[:first_output], axis=0, out=last_before[0])
+        for row in range(1, n_rows - first_output):
+            np.maximum(last_before[row - 1], index[first_output + row - 1], out=last_before[row])
+
+    since = np.subtract(np.arange(first_output, n_rows, dtype=np.int32).reshape(column_shape), last_before,
+                        out=last_before)
+    return np.minimum(since, cap, out=since).astype(np.float32)
 
 
 def neighbour_matrix(neighbours: pl.DataFrame, cells: list[str]) -> tuple[sparse.csr_matrix, np.ndarray]:
@@ -174,47 +229,107 @@ def neighbour_matrix(neighbours: pl.DataFrame, cells: list[str]) -> tuple[sparse
     return sparse.diags(scale.astype(np.float32)) @ adjacency, degree.astype(np.int16)
 
 
+def transpose(array: np.ndarray, block: int = 64) -> np.ndarray:
+    """Copy a 2-D array into its C-ordered transpose, a band of ``block`` columns at a time.
+
+    A band keeps the strided reads within the CPU cache, where ``np.ascontiguousarray(array.T)``
+    walks the whole source array for every output row.
+    """
+    result = np.empty((array.shape[1], array.shape[0]), dtype=array.dtype)
+    for first in range(0, array.shape[1], block):
+        result[first:first + block] = array[:, first:first + block].T
+    return result
+
+
+def neighbour_means(weights: sparse.csr_matrix, prefix: np.ndarray, first_output: int) -> dict[int, np.ndarray]:
+    """Average the trailing sums over each cell's neighbours, for every window in ``CRIME_LAG_DAYS``.
+
+    ``prefix`` is an [hour, cell] array from ``prefix_sums``, and the result maps days to float32
+    [hour, cell] arrays for the rows from ``first_output`` on. The sums are cast to float32 before
+    the sparse product, and the product runs on the [cell, hour] transpose, because scipy
+    multiplies a sparse matrix by a C-ordered dense one without a copy. Each value is the same
+    float32 sum, in the same order, as ``(weights @ sums.T).T``.
+    """
+    longest = max(CRIME_LAG_DAYS) * 24
+    if first_output < longest:
+        raise ValueError(f"first_output {first_output} is shorter than the longest window ({longest} hours); "
+                         f"start the prefix sums at least that many hours before the first output row")
+    by_cell = transpose(prefix)
+    n_rows = by_cell.shape[1] - 1
+    own = np.empty((by_cell.shape[0], n_rows - first_output), dtype=np.float32)
+    means = {}
+    for days in CRIME_LAG_DAYS:
+        window = days * 24
+        np.subtract(by_cell[:, first_output:n_rows], by_cell[:, first_output - window:n_rows - window], out=own,
+                    dtype=np.int32, casting="unsafe")
+        means[days] = transpose(weights @ own).astype(np.float32, copy=False)
+    return means
+
+
 def counted_groups(layout: FeatureLayout) -> list[str]:
     """Return the crime groups the builder reads: tracked groups, categories and unmapped codes."""
     return sorted(set(layout.groups) | set(layout.categories) | {UNMAPPED_CATEGORY})
 
 
+def history_incomplete(start: datetime, n_out: int, data_start: date) -> np.ndarray:
+    """Flag each output hour whose four-week lookback starts before ``data_start`` (midnight UTC)."""
+    data_start_utc = datetime.combine(data_start, datetime.min.time(), tzinfo=timezone.utc)
+    microseconds_to_data_start = (data_start_utc - start) // timedelta(microseconds=1)
+    lookback_offsets = (np.arange(n_out, dtype=np.int64) - LOOKBACK_HOURS) * (HOUR // timedelta(microseconds=1))
+    return lookback_offsets < microseconds_to_data_start
+
+
 def crime_columns(inputs: FeatureInputs, layout: FeatureLayout, cells: list[str], start: datetime,
-                  end: datetime) -> dict[str, np.ndarray]:
-    """Lagged counts per group, all-crime count, near-repeat hours, neighbour means and labels."""
+                  end: datetime) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Lagged counts per group, all-crime count, near-repeat hours, neighbour means and labels.
+
+    Returns three dicts of columns in their stored dtypes: [hour, cell] arrays, per-hour vectors
+    and per-cell vectors.
+    """
     first_hour = start - LOOKBACK_HOURS * HOUR
     n_hours = hours_between(first_hour, end)
+    n_out = n_hours - LOOKBACK_HOURS
     all_names = counted_groups(layout)
     counts = dense_group_counts(inputs.crime_counts, all_names, cells, first_hour, n_hours)
     index = {name: position for position, name in enumerate(all_names)}
     weights, degree = neighbour_matrix(inputs.neighbours, cells)
 
-    columns: dict[str, np.ndarray] = {}
+    # Prefix sums along the hour axis of the [group, hour, cell] array, so that each group's
+    # [hour, cell] slab stays contiguous.
+    prefix = prefix_sums(counts, axis=1)
+    group_prefix = {name: prefix[position] for position, name in enumerate(all_names)}
+
+    per_cell_hour: dict[str, np.ndarray] = {}
     for group in layout.groups:
-        prefix = prefix_sums(counts[index[group]])
         for days in CRIME_LAG_DAYS:
-            columns[f"{group}_{days}d"] = window_sums(prefix, days * 24, LOOKBACK_HOURS)
+            per_cell_hour[f"{group}_{days}d"] = window_sums(group_prefix[group], days * 24, LOOKBACK_HOURS,
+                                                            np.int16)
 
-    categories = [index[name] for name in sorted(set(layout.categories) | {UNMAPPED_CATEGORY})]
-    columns["all_crime_7d"] = trailing_sums(counts[categories].sum(axis=0), 168, LOOKBACK_HOURS)
+    # Integer sums wrap the same way in any order, so the sum of the categories' weekly sums equals
+    # the weekly sum of their total.
+    categories = sorted(set(layout.categories) | {UNMAPPED_CATEGORY})
+    all_crime = window_sums(group_prefix[categories[0]], 168, LOOKBACK_HOURS)
+    for category in categories[1:]:
+        all_crime += window_sums(group_prefix[category], 168, LOOKBACK_HOURS)
+    per_cell_hour["all_crime_7d"] = all_crime
 
     for target in layout.targets:
-        columns[f"hours_since_{target}"] = hours_since_last(counts[index[target]], LOOKBACK_HOURS,
-                                                            HOURS_SINCE_CAP)
+        per_cell_hour[f"hours_since_{target}"] = hours_since_last(counts[index[target]], LOOKBACK_HOURS,
+                                                                  HOURS_SINCE_CAP)
+
+    for target in layout.targets:
+        for days, means in neighbour_means(weights, group_prefix[target], LOOKBACK_HOURS).items():
+            per_cell_hour[f"nbr_{target}_{days}d"] = means
+    for target in layout.targets:
+        per_cell_hour[label_column(target)] = counts[index[target], LOOKBACK_HOURS:].astype(np.int16)
+
+    isolated = degree == 0
+    per_cell = {"neighbour_count": degree}
     for target in layout.targets:
         for days in CRIME_LAG_DAYS:
-            own = columns[f"{target}_{days}d"].astype(np.float32)
-            columns[f"nbr_{target}_{days}d"] = np.asarray((weights @ own.T).T, dtype=np.float32)
-            columns[f"nbr_{target}_{days}d_missing"] = np.broadcast_to(degree == 0, own.shape)
-    for target in layout.targets:
-        columns[label_column(target)] = counts[index[target], LOOKBACK_HOURS:]
-
-    n_out = n_hours - LOOKBACK_HOURS
-    data_start = datetime.combine(layout.data_start, datetime.min.time(), tzinfo=timezone.utc)
-    lookback_start = np.array([start + (k - LOOKBACK_HOURS) * HOUR < data_start for k in range(n_out)])
-    columns["history_incomplete"] = np.broadcast_to(lookback_start[:, None], (n_out, len(cells)))
-    columns["neighbour_count"] = np.broadcast_to(degree, (n_out, len(cells)))
-    return columns
+            per_cell[f"nbr_{target}_{days}d_missing"] = isolated
+    per_hour = {"history_incomplete": history_incomplete(start, n_out, layout.data_start)}
+    return per_cell_hour, per_hour, per_cell
 
 
 def hourly_weather(weather: pl.DataFrame | None, first_hour: datetime, n_hours: int) -> dict[str, np.ndarray]:
@@ -279,10 +394,13 @@ def weather_columns(weather: pl.DataFrame | None, start: datetime, end: datetime
 
 
 def request_columns(requests: pl.DataFrame | None, layout: FeatureLayout, cells: list[str],
-                    local_dates: np.ndarray) -> dict[str, np.ndarray]:
-    """311 counts per type over the local days before each hour's local date, with indicators."""
+                    local_dates: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """311 counts per type over the local days before each hour's local date, with indicators.
+
+    Returns the counts as [hour, cell] int16 arrays and the indicators as per-hour vectors.
+    """
     if not layout.request_types:
-        return {}
+        return {}, {}
     first_day = local_dates.min() - np.timedelta64(REQUEST_LOOKBACK_DAYS, "D")
     n_days = int((local_dates.max() - first_day) / np.timedelta64(1, "D")) + 1
     array = np.zeros((len(layout.request_types), n_days, len(cells)), dtype=np.int32)
@@ -291,25 +409,26 @@ def request_columns(requests: pl.DataFrame | None, layout: FeatureLayout, cells:
         type_index = pl.DataFrame({"request_type": list(layout.request_types),
                                    "type_index": np.arange(len(layout.request_types), dtype=np.int32)})
         indexed = (
-            requests.join(cell_index, on="cell_id", how="inner").join(type_index, on="request_type", how="inner")
-            .with_columns((pl.col("local_date") - pl.lit(first_day.astype(object))).dt.total_days().alias("day_index"))
+            requests.with_columns((pl.col("local_date") - pl.lit(first_day.astype(object))).dt.total_days()
+                                  .alias("day_index"))
             .filter((pl.col("day_index") >= 0) & (pl.col("day_index") < n_days))
+            .join(cell_index, on="cell_id", how="inner").join(type_index, on="request_type", how="inner")
         )
-        np.add.at(array, (indexed["type_index"].to_numpy(), indexed["day_index"].to_numpy(),
-                          indexed["cell_index"].to_numpy()), indexed["requests"].to_numpy())
+        scatter_add(array, (indexed["type_index"].to_numpy(), indexed["day_index"].to_numpy(),
+                            indexed["cell_index"].to_numpy()), indexed["requests"].to_numpy())
 
     empty_day = array.sum(axis=(0, 2)) == 0
     day_of_hour = ((local_dates - first_day) / np.timedelta64(1, "D")).astype(np.int64)
-    columns: dict[str, np.ndarray] = {}
+    per_cell_hour: dict[str, np.ndarray] = {}
+    per_hour: dict[str, np.ndarray] = {}
     for position, request_type in enumerate(layout.request_types):
         prefix = prefix_sums(array[position])
         for days in REQUEST_LAG_DAYS:
-            sums = window_sums(prefix, days, 0)
+            sums = window_sums(prefix, days, 0, np.int16)
             missing = window_counts(empty_day, np.arange(n_days), days) > 0
-            columns[f"requests_{request_type}_{days}d"] = sums[day_of_hour]
-            columns[f"requests_{request_type}_{days}d_missing"] = np.broadcast_to(
-                missing[day_of_hour][:, None], (len(day_of_hour), len(cells)))
-    return columns
+            per_cell_hour[f"requests_{request_type}_{days}d"] = sums[day_of_hour]
+            per_hour[f"requests_{request_type}_{days}d_missing"] = missing[day_of_hour]
+    return per_cell_hour, per_hour
 
 
 def cell_columns(cells_frame: pl.DataFrame) -> dict[str, np.ndarray]:
@@ -344,38 +463,49 @@ def build_cell_hour_features(
     if not cells:
         raise ValueError("no cells to build features for; materialize dim_cells first")
     hours = hour_range(start, end)
-    n_hours, n_cells = hours.len(), len(cells)
 
     calendar = calendar_features(hours, time_zone, holiday_country, holiday_subdivision)
     local_dates = hours.dt.convert_time_zone(time_zone).dt.date().to_numpy().astype("datetime64[D]")
-    per_cell_hour = crime_columns(inputs, layout, cells, start, end)
-    per_cell_hour.update(request_columns(inputs.requests, layout, cells, local_dates))
-    per_hour = weather_columns(inputs.weather, start, end)
-    per_cell = cell_columns(cells_frame)
+    per_cell_hour, per_hour, per_cell = crime_columns(inputs, layout, cells, start, end)
+    request_per_cell_hour, request_per_hour = request_columns(inputs.requests, layout, cells, local_dates)
+    per_cell_hour.update(request_per_cell_hour)
+    per_hour.update(request_per_hour)
+    per_hour.update(weather_columns(inputs.weather, start, end))
+    per_hour.update({name: calendar[name].to_numpy() for name in CALENDAR_COLUMNS})
+    per_cell.update(cell_columns(cells_frame))
 
-    series = [
-        pl.Series("cell_id", cells, dtype=pl.String).gather(np.tile(np.arange(n_cells), n_hours)),
-        hours.gather(np.repeat(np.arange(n_hours), n_cells)),
-    ]
-    for name in CALENDAR_COLUMNS:
-        series.append(pl.Series(name, np.repeat(calendar[name].to_numpy(), n_cells)))
-    schema = panel_schema(layout)
-    for name, dtype in schema.items():
-        if name in KEY_COLUMNS or name in CALENDAR_COLUMNS:
-            continue
-        if name in per_cell_hour:
-            values = per_cell_hour[name].reshape(-1)
-        elif name in per_hour:
-            values = np.repeat(per_hour[name], n_cells)
-        elif name in per_cell:
-            values = np.tile(per_cell[name], n_hours)
-        else:
-            raise KeyError(f"feature {name} is in the registry but no builder makes it")
-        series.append(pl.Series(name, values.astype(NUMPY_TYPES[dtype], copy=False)))
-    frame = pl.DataFrame(series).cast(schema)
-
+    frame = assemble_frame(panel_schema(layout), cells, hours, per_cell_hour, per_hour, per_cell)
     logger.info("built %d feature rows (%d columns) for %d cells, %s to %s", frame.height, frame.width,
-                n_cells, start.isoformat(), end.isoformat())
+                len(cells), start.isoformat(), end.isoformat())
     return frame
 
 
+def assemble_frame(schema: dict[str, pl.DataType], cells: list[str], hours: pl.Series,
+                   per_cell_hour: dict[str, np.ndarray], per_hour: dict[str, np.ndarray],
+                   per_cell: dict[str, np.ndarray]) -> pl.DataFrame:
+    """Lay the columns out in ``schema`` order, one row per hour and cell, hour-major.
+
+    Per-hour vectors are repeated for every cell and per-cell vectors are tiled for every hour.
+    Each vector is cast to its stored type before it is repeated, which gives the same values as
+    a cast after.
+    """
+    n_hours, n_cells = hours.len(), len(cells)
+    hour_starts = np.repeat(hours.dt.epoch("us").to_numpy(), n_cells)
+    series = [
+        pl.concat([pl.Series("cell_id", cells, dtype=pl.String)] * n_hours, rechunk=True),
+        pl.Series("hour", hour_starts).cast(hours.dtype),
+    ]
+    for name, dtype in schema.items():
+        if name in KEY_COLUMNS:
+            continue
+        numpy_type = NUMPY_TYPES[dtype]
+        if name in per_cell_hour:
+            values = per_cell_hour[name].astype(numpy_type, copy=False).reshape(-1)
+        elif name in per_hour:
+            values = np.repeat(per_hour[name].astype(numpy_type, copy=False), n_cells)
+        elif name in per_cell:
+            values = np.tile(per_cell[name].astype(numpy_type, copy=False), n_hours)
+        else:
+            raise KeyError(f"feature {name} is in the registry but no builder makes it")
+        series.append(pl.Series(name, values))
+    return pl.DataFrame(series).cast(schema)
