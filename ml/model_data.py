@@ -217,8 +217,7 @@ def build_scoring_blocks(cutoff_rows: pl.DataFrame, horizon_hours: int, time_zon
 
     state = np.column_stack([cutoff_rows[name].cast(pl.Float32).to_numpy() for name in state_names]
                             ).astype(np.float32, copy=False)
-    target_index = issue_index[row_index] * horizon_hours + (horizons - 1)
-    blocks = BlockRows(state=state, row_index=row_index, target=target, target_index=target_index)
+    blocks = BlockRows(state=state, issue_index=issue_index, target=target, horizons=horizon_hours)
     return keys.select("issued_at", "cell_id", "hour", "horizon_hours"), blocks
 
 

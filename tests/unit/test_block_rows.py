@@ -19,49 +19,56 @@ from ml.models import FeatureScaling, NetMember
 from tests.feature_inputs import features, violent_counts
 
 UTC = timezone.utc
-N_CELLS, N_HOURS, N_STATE, N_TARGET = 40, 300, 6, 3
+N_STATES, N_ISSUES, HORIZONS, N_STATE, N_TARGET = 1500, 3, 72, 6, 3
 STATE_NAMES = [f"s{index}" for index in range(N_STATE)]
 TARGET_NAMES = [f"t{index}" for index in range(N_TARGET)]
 CONFIG = EnsembleConfig(n_nets=5, epochs=2, net_bootstrap_rows=3000, lgbm_members=1, lgbm_n_estimators=20,
                         validation_weeks=1, num_threads=1, seed=11)
 
 
-def two_block_problem(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Rows of (cell state, hour input) pairs with NaN in one column of each block; returns X, y, hours, blocks."""
+def two_block_rows(seed: int) -> BlockRows:
+    """1,500 state rows over 3 issue hours (not in order), 72 horizons, NaN in one column of each block."""
     rng = np.random.default_rng(seed)
-    state = rng.standard_normal((N_CELLS, N_STATE)).astype(np.float32)
-    target = rng.standard_normal((N_HOURS, N_TARGET)).astype(np.float32)
-    state[rng.random(N_CELLS) < 0.3, 1] = np.nan
-    target[rng.random(N_HOURS) < 0.3, 2] = np.nan
+    state = rng.standard_normal((N_STATES, N_STATE)).astype(np.float32)
+    target = rng.standard_normal((N_ISSUES * HORIZONS, N_TARGET)).astype(np.float32)
+    state[rng.random(N_STATES) < 0.3, 1] = np.nan
+    target[rng.random(N_ISSUES * HORIZONS) < 0.3, 2] = np.nan
+    issue_index = np.repeat([2, 0, 1, 0], [400, 500, 300, 300])
+    return BlockRows(state=state, issue_index=issue_index, target=target, horizons=HORIZONS)
 
-    row_index = np.tile(np.arange(N_CELLS), N_HOURS)
-    target_index = np.repeat(np.arange(N_HOURS), N_CELLS)
-    X = np.concatenate([state[row_index], target[target_index]], axis=1)
+
+def labels_and_hours(rows: BlockRows, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rows.dense()
     logit = -3.0 + 1.2 * np.nan_to_num(X[:, 0]) - 0.8 * np.nan_to_num(X[:, N_STATE])
     y = (rng.random(X.shape[0]) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int8)
-    hours = 400_000 + target_index.astype(np.int64)
-    return X, y, hours, np.stack([row_index, target_index])
+    hours = 400_000 + (rows.target_index % HORIZONS).astype(np.int64) * 10 + np.repeat(rows.issue_index, HORIZONS)
+    return y, hours
 
 
 @pytest.fixture(scope="module")
 def blocks_and_ensembles() -> tuple[BlockRows, dict[str, RiskEnsemble]]:
-    X, y, hours, (row_index, target_index) = two_block_problem(3)
+    rows = two_block_rows(3)
+    y, hours = labels_and_hours(rows, 4)
+    order = np.argsort(hours, kind="stable")
+    X = rows.dense()[order]
     names = STATE_NAMES + TARGET_NAMES
     ensembles = {
-        "one hidden layer": RiskEnsemble(CONFIG).fit(X, y, hours, names),
-        "two hidden layers": RiskEnsemble(replace(CONFIG, hidden_sizes=(8, 4))).fit(X, y, hours, names),
+        "one hidden layer": RiskEnsemble(CONFIG).fit(X, y[order], hours[order], names),
+        "two hidden layers": RiskEnsemble(replace(CONFIG, hidden_sizes=(8, 4))).fit(X, y[order], hours[order], names),
     }
-    rows = BlockRows(state=X[:N_CELLS, :N_STATE], row_index=row_index, target=X[::N_CELLS, N_STATE:],
-                     target_index=target_index)
     return rows, ensembles
 
 
 def test_dense_matrix_rebuilds_the_rows(blocks_and_ensembles: tuple[BlockRows, dict]) -> None:
     rows, _ = blocks_and_ensembles
-    X, _, _, _ = two_block_problem(3)
+    dense = rows.dense()
+    row = 450 * HORIZONS + 17
 
-    np.testing.assert_array_equal(rows.dense(), X)
-    assert rows.shape == X.shape
+    assert dense.shape == rows.shape == (N_STATES * HORIZONS, N_STATE + N_TARGET)
+    np.testing.assert_array_equal(dense[row, :N_STATE], rows.state[450])
+    np.testing.assert_array_equal(dense[row, N_STATE:], rows.target[0 * HORIZONS + 17])
+    assert rows.issue_runs() == [(2, 0, 400), (0, 400, 900), (1, 900, 1200), (0, 1200, 1500)]
 
 
 @pytest.mark.parametrize("architecture", ["one hidden layer", "two hidden layers"])
@@ -114,14 +121,14 @@ def replace_scaling(net: NetMember, scaling: FeatureScaling) -> NetMember:
 def test_wrong_width_and_infinite_values_are_refused(blocks_and_ensembles: tuple[BlockRows, dict]) -> None:
     rows, ensembles = blocks_and_ensembles
     ensemble = ensembles["one hidden layer"]
-    narrow = BlockRows(rows.state[:, :-1], rows.row_index, rows.target, rows.target_index)
+    narrow = BlockRows(rows.state[:, :-1], rows.issue_index, rows.target, rows.horizons)
     infinite_target = rows.target.copy()
     infinite_target[4, 0] = np.inf
 
     with pytest.raises(ValueError, match="has 8 columns but the ensemble was trained on 9"):
         ensemble.predict_proba(narrow)
     with pytest.raises(ValueError, match=r"columns \['t0'\]"):
-        ensemble.predict_proba(BlockRows(rows.state, rows.row_index, infinite_target, rows.target_index))
+        ensemble.predict_proba(BlockRows(rows.state, rows.issue_index, infinite_target, rows.horizons))
 
 
 def test_scoring_blocks_hold_the_expanded_rows() -> None:
