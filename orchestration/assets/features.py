@@ -33,10 +33,7 @@ from orchestration.resources import RiskcastResource
 from orchestration.settings import RiskcastSettings
 from orchestration.warehouse import connect
 
-# Hours built per piece. Each piece also computes the four-week lookback of its lagged counts, so
-# a 91-day piece computes 1.3 times the hours it writes, where a 31-day piece computed 1.9 times.
-# A piece of 801 cells and 91 days holds about 0.4 GB of features.
-CHUNK = timedelta(days=91)
+CHUNK = timedelta(days=31)
 Log = logging.Logger | logging.LoggerAdapter
 
 
