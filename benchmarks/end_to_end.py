@@ -45,6 +45,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -229,6 +230,7 @@ def child(scenario_name: str, smoke: bool, folder: Path, profile_folder: Path | 
     profiler = StageProfiler(profile_folder) if profile_folder is not None else None
 
     timings: list[tuple[str, float]] = []
+    peaks: list[tuple[str, int]] = []
     started = time.perf_counter()
     with dg.DagsterInstance.ephemeral() as instance:
         for name, tags in steps:
@@ -239,14 +241,16 @@ def child(scenario_name: str, smoke: bool, folder: Path, profile_folder: Path | 
             else:
                 profiler.run(name, lambda: run_job(context.definitions, instance, name, tags))
             timings.append((name, time.perf_counter() - step_started))
-            print(f"{name} done in {timings[-1][1]:.1f} s", file=sys.stderr, flush=True)
+            peaks.append((name, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+            print(f"{name} done in {timings[-1][1]:.1f} s, peak RSS so far {peaks[-1][1] / GIB:.2f} GiB",
+                  file=sys.stderr, flush=True)
         total = time.perf_counter() - started
         build_seconds = feature_build_seconds(instance)
     probe = scoring_probe(context)
 
     issue_hours = int((context.run.score.end - context.run.score.start) / timedelta(hours=1))
     output.write_text(json.dumps({"steps": timings, "total": total, "issue_hours": issue_hours,
-                                  "feature_build_seconds": build_seconds, "scoring": probe,
+                                  "feature_build_seconds": build_seconds, "scoring": probe, "peaks": peaks,
                                   "training_seconds": training_seconds(context.settings.models_dir),
                                   "train": [context.run.train.start.isoformat(), context.run.train.end.isoformat()],
                                   "profiles": profiler.summaries if profiler else {}}), encoding="utf-8")
@@ -381,6 +385,11 @@ def scenario_rows(name: str, figures: dict, smoke: bool) -> list[str]:
                             verdict(value, TARGET_SCORE_SECONDS)))
     rows.append(checked(f"scoring one issue hour, all targets, outside Dagster (models loaded, inputs read, "
                         f"Parquet written)", f"{probe['all_targets']:.2f} s", "", ""))
+    raised = [job for (job, peak), (_, before) in zip(figures["peaks"], [("", 0), *figures["peaks"]])
+              if peak > before]
+    rows.append(checked("jobs that raised this process's peak RSS, in order",
+                        ", ".join(f"{job} {peak / GIB:.2f} GiB" for job, peak in figures["peaks"] if job in raised),
+                        "", ""))
     rss_target = TARGET_PEAK_RSS_BYTES.get(name.removesuffix(" (smoke)"))
     rows.append(checked("peak RSS of the child (largest process)", f"{figures['peak_rss_bytes'] / GIB:.2f} GiB",
                         f"<= {rss_target / GIB:.0f} GiB" if rss_target else "",
