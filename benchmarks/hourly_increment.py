@@ -8,9 +8,10 @@ training is not what is measured. Then it runs ``hourly_increment_job`` for the 
 would. The second run is the one a live deployment repeats every hour; the first pays Python's
 imports and the models' first load.
 
-For each run it prints the wall time, the time of every step from Dagster's step statistics, dbt's
-own elapsed time with the summed times of its models and tests (``run_results.json``), and the
-rest of the wall time (run start, planning, event storage) as Dagster overhead. Run from the repository
+For each run it prints the wall time and the time of every step from Dagster's step statistics.
+It also prints dbt's own elapsed time with the summed times of its models and tests
+(``run_results.json``), and the rest of the wall time (run start, planning, event storage) as
+Dagster overhead. Run from the repository
 root:
 
     .venv/bin/python benchmarks/hourly_increment.py [--record]

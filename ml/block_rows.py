@@ -9,12 +9,12 @@ table has 801 rows and the target table 72, against 57,672 rows of the full matr
 
 The first layer of a feed-forward net is affine, and the standardization and missing indicators
 of ``ml.models.FeatureScaling`` act column by column. So the first layer's pre-activation of a row
-is the sum of a state term and a target term, each computed once per block row:
-``W x + b = W_s x_s + (W_t x_t + b)``, where ``W_s`` and ``W_t`` are the columns of ``W`` that
-read the state and the target inputs. One matrix product of the stacked nets gives every net's
-terms. The ReLU and the later layers then run per net on the
-(cells, horizons, hidden) sums, which stay small enough for the CPU cache; the full matrix's
-first layer, by contrast, streams 57,672 rows through memory for every net.
+is the sum of a state term and a target term: ``W x + b = W_s x_s + (W_t x_t + b)``. Here
+``W_s`` and ``W_t`` are the columns of ``W`` that read the state and the target inputs, and each
+term is computed once per block row. One matrix product of the stacked nets gives every net's
+terms. The ReLU and the later layers then run per net on the (cells, horizons, hidden) sums, which
+stay small enough for the CPU cache. The full matrix's first layer, by contrast, streams 57,672
+rows through memory for every net.
 
 The results equal ``RiskEnsemble.nets_probability`` on the full matrix up to float32 rounding (the
 sums are taken in another order); ``tests/unit/test_block_rows.py`` compares the two.
@@ -30,8 +30,10 @@ from torch import nn
 
 from ml.models import FeatureScaling, NetMember, torch_threads
 
+
 STATE_ROWS_PER_STEP = 1_024
 """State rows per step: 1,024 cells x 72 horizons x 16 hidden units is 4.7 MB of float32 per net."""
+
 
 @dataclass(frozen=True)
 class BlockRows:
@@ -60,7 +62,8 @@ class BlockRows:
                              f"hours of {self.horizons} horizons")
         if self.issue_index.size and (self.issue_index.min() < 0
                                       or self.issue_index.max() >= self.target.shape[0] // self.horizons):
-            raise ValueError("issue_index points outside the target block")
+            raise ValueError(f"issue_index has values from {self.issue_index.min()} to {self.issue_index.max()}, "
+                             f"outside the target block's {self.target.shape[0] // self.horizons} issue hours")
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -93,26 +96,6 @@ class BlockRows:
         """Return the full float32 matrix, one row per scored row."""
         return np.concatenate([self.state[self.row_index], self.target[self.target_index]],
                               axis=1).astype(np.float32, copy=False)
-
-
-def block_inputs(scaling: FeatureScaling, block: np.ndarray, first_column: int) -> tuple[np.ndarray, np.ndarray]:
-    """Scale the columns ``first_column, ...`` held by ``block`` as ``scaling.transform`` does.
-
-    Returns the scaled columns followed by their missing indicators, and the positions of those
-    inputs in the net's input layer (scaled columns first, then every indicator in order).
-    """
-    columns = np.arange(first_column, first_column + block.shape[1])
-    values = np.asarray(block, dtype=np.float32)
-    scaled = (values - scaling.mean[columns]) / scaling.std[columns]
-    scaled[np.isnan(scaled)] = 0.0
-
-    indicator_positions = np.flatnonzero(np.isin(scaling.missing_columns, columns))
-    indicator_columns = scaling.missing_columns[indicator_positions] - first_column
-    indicators = np.isnan(values[:, indicator_columns]).astype(np.float32)
-
-    n_columns = scaling.mean.shape[0]
-    positions = np.concatenate([columns, n_columns + indicator_positions])
-    return np.concatenate([scaled, indicators], axis=1), positions
 
 
 def linear_layers(net: nn.Module) -> list[nn.Linear] | None:
@@ -178,11 +161,11 @@ class StackedNets:
         """Return the mean over the nets of each row's prior-corrected probability, as float64.
 
         For each run of state rows of one issue hour and each net, the first layer's state and target
-        terms are added by broadcasting into a (rows, horizons, hidden) array small enough to stay
-        in the CPU cache, and the later layers run on it there.
+        terms are added by broadcasting into a (rows, horizons, hidden) array. That array is small
+        enough to stay in the CPU cache while the later layers run on it.
         """
-        state_inputs, state_positions = block_inputs(self.scaling, rows.state, 0)
-        target_inputs, target_positions = block_inputs(self.scaling, rows.target, rows.n_state_columns)
+        state_inputs, state_positions = self.scaling.transform_block(rows.state, 0)
+        target_inputs, target_positions = self.scaling.transform_block(rows.target, rows.n_state_columns)
         n_states, horizons, n_nets = rows.state.shape[0], rows.horizons, self.n_nets
 
         total = np.empty((n_states, horizons), dtype=np.float64)

@@ -595,6 +595,7 @@ class RiskEnsemble:
         self.validation_metrics: dict[str, dict] = {}
         self.training_seconds: dict[str, float] = {}
         self.worker_peak_rss_bytes: int | None = None
+        self._stacked: tuple[list[NetMember], StackedNets | None] | None = None
 
     @property
     def lightgbm(self) -> LightGBMMember | None:
@@ -790,9 +791,8 @@ class RiskEnsemble:
         return combine(self.weights, nets_probability, lightgbm_probability)
 
     def stacked_nets(self) -> StackedNets | None:
-        """The nets stacked for block scoring (built once per list of nets), or None when they differ in shape."""
-        cached = getattr(self, "_stacked", None)
-        if cached is None or cached[0] is not self.nets:
+        """Return the nets stacked for block scoring (built once per list of nets), or None when they differ in shape."""
+        if self._stacked is None or self._stacked[0] is not self.nets:
             self._stacked = (self.nets, StackedNets.of(self.nets))
         return self._stacked[1]
 

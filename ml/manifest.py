@@ -30,10 +30,10 @@ PACKAGES = ("riskcast", "numpy", "polars", "torch", "lightgbm", "duckdb", "dbt-c
 
 
 def array_sha256(*arrays: np.ndarray, prefix: "hashlib._Hash | None" = None) -> str:
-    """SHA-256 of the arrays' dtypes, shapes and bytes, in order.
+    """Return the SHA-256 of the arrays' dtypes, shapes and bytes, in order.
 
-    ``prefix`` is a digest that already holds earlier arrays (from ``array_digest``); it is copied,
-    so one digest of a large shared array serves many hashes of that array plus a small one.
+    ``prefix`` is a digest that already contains earlier arrays (from ``array_digest``). It is
+    copied, so one digest of a large shared array serves many hashes of that array plus a small one.
     """
     return array_digest(*arrays, digest=prefix.copy() if prefix is not None else None).hexdigest()
 

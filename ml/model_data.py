@@ -224,7 +224,7 @@ def build_scoring_blocks(cutoff_rows: pl.DataFrame, horizon_hours: int, time_zon
 def target_block(issue_hours: pl.Series, horizon_hours: int, time_zone: str, holiday_country: str,
                  holiday_subdivision: str | None, weather_inputs: WeatherInputs | None,
                  weather: TargetWeather | None) -> np.ndarray:
-    """Target-hour inputs of every (issue hour, horizon): calendar, weather as known at the issue hour, horizon.
+    """Build the target-hour inputs of every (issue hour, horizon): calendar, weather as known at the issue hour, horizon.
 
     Row ``i * horizon_hours + k - 1`` is issue hour ``issue_hours[i]`` at horizon ``k``.
     """

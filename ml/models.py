@@ -183,12 +183,25 @@ class FeatureScaling:
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Standardize, set NaN to 0 and append the missing indicators, returning a float32 array."""
-        X32 = np.asarray(X, dtype=np.float32)
-        scaled = (X32 - self.mean) / self.std
+        return self.transform_block(X, 0)[0]
+
+    def transform_block(self, block: np.ndarray, first_column: int) -> tuple[np.ndarray, np.ndarray]:
+        """Transform the columns ``first_column, first_column + 1, ...`` that ``block`` contains, as ``transform`` does.
+
+        Returns the scaled columns followed by the missing indicators of those columns, and the
+        positions of these inputs in the full transformed row (scaled columns, then indicators).
+        """
+        columns = np.arange(first_column, first_column + block.shape[1])
+        values = np.asarray(block, dtype=np.float32)
+        scaled = (values - self.mean[columns]) / self.std[columns]
         scaled[np.isnan(scaled)] = 0.0
 
-        indicators = np.isnan(X32[:, self.missing_columns]).astype(np.float32)
-        return np.concatenate([scaled, indicators], axis=1)
+        indicator_positions = np.flatnonzero(np.isin(self.missing_columns, columns))
+        indicator_columns = self.missing_columns[indicator_positions] - first_column
+        indicators = np.isnan(values[:, indicator_columns]).astype(np.float32)
+
+        positions = np.concatenate([columns, self.mean.shape[0] + indicator_positions])
+        return np.concatenate([scaled, indicators], axis=1), positions
 
     def same_as(self, other: FeatureScaling) -> bool:
         return (

@@ -1414,8 +1414,8 @@ def as_utc(value: datetime) -> datetime:
 
 # libyaml's loader when PyYAML was built with it: the same safe constructors, about ten times faster.
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-# Parsed mappings by the file's text. Every asset and check of a run loads the jurisdiction
-# again, and parsing its YAML took about 40 ms each time; reading the text is cheap.
+# Parsed mappings by the file's text. Every asset and check of a run loads the jurisdiction again.
+# Parsing its YAML took about 40 ms each time, while reading the text is cheap.
 PARSED_YAML: dict[str, dict] = {}
 
 

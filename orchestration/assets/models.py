@@ -15,7 +15,7 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -151,20 +151,14 @@ class TrainingRequest:
     """The window's ``label_*`` columns, one row per cell and hour in the panel's order."""
     design: TrainingDesign
     """The input matrix, built once: the run's seed gives every target the same rows and horizons."""
+    features_digest: "hashlib._Hash"
+    """The SHA-256 state after the design's features; each target's data hash adds its labels."""
     feature_files: list[dict]
     run: RunConfig
     jurisdiction: JurisdictionConfig
     settings: RiskcastSettings
     weather_inputs: WeatherInputs | None = None
     weather: TargetWeather | None = None
-    cache: dict = field(default_factory=dict)
-    """The SHA-256 state after the design's features, computed by the first target."""
-
-    def features_digest(self) -> "hashlib._Hash":
-        """SHA-256 state after the design's features; each target's data hash adds its labels."""
-        if "digest" not in self.cache:
-            self.cache["digest"] = array_digest(self.design.features)
-        return self.cache["digest"]
 
 
 def weather_entry(request: TrainingRequest) -> dict | None:
@@ -189,7 +183,7 @@ def train_target(request: TrainingRequest, target: str, log: dg.DagsterLogManage
                                         training.feature_names)
     training_seconds = time.perf_counter() - started
 
-    data_hash = array_sha256(training.labels, prefix=request.features_digest())
+    data_hash = array_sha256(training.labels, prefix=request.features_digest)
     weather_settings = request.weather_inputs.manifest_entry() if request.weather_inputs else None
     parameters = {**config.__dict__, "horizon_hours": run.horizon_hours, "weather": weather_settings}
     model_id = model_identifier(jurisdiction.name, target, request.end, data_hash, parameters)
@@ -284,13 +278,13 @@ def build_training_asset(partitions_def: dg.PartitionsDefinition,
                                        weather_inputs=inputs, weather=weather)
         request = TrainingRequest(
             partition_key=context.partition_key, start=start, end=end,
-            labels=panel.select(pl.col("^label_.*$")), design=design,
+            labels=panel.select(pl.col("^label_.*$")), design=design, features_digest=array_digest(design.features),
             feature_files=feature_file_hashes(settings.features_dir, start, end),
             run=run, jurisdiction=jurisdiction, settings=settings, weather_inputs=inputs, weather=weather)
         context.log.info(f"refresh partition {context.partition_key}: {panel.height} feature rows from "
                          f"{len(request.feature_files)} day files, {start.isoformat()} to {end.isoformat()}, "
                          f"targets {run_targets(run, jurisdiction)}")
-        # The design holds every input the targets need, so only the labels stay in memory.
+        # The design contains every input the targets need, so only the labels stay in memory.
         del panel
 
         manifests = [train_target(request, target, context.log) for target in run_targets(run, jurisdiction)]

@@ -86,7 +86,7 @@ def test_block_probabilities_equal_dense(blocks_and_ensembles: tuple[BlockRows, 
     assert dense.std() > 0.01
 
 
-def test_block_nets_equal_each_net_averaged(blocks_and_ensembles: tuple[BlockRows, dict]) -> None:
+def test_stacked_nets_equal_net_average(blocks_and_ensembles: tuple[BlockRows, dict]) -> None:
     rows, ensembles = blocks_and_ensembles
     ensemble = ensembles["one hidden layer"]
     dense = rows.dense()
@@ -97,7 +97,7 @@ def test_block_nets_equal_each_net_averaged(blocks_and_ensembles: tuple[BlockRow
     np.testing.assert_allclose(stacked, per_net, rtol=2e-5, atol=1e-9)
 
 
-def test_nets_with_other_scalings_fall_back_to_dense(blocks_and_ensembles: tuple[BlockRows, dict]) -> None:
+def test_other_scalings_use_dense(blocks_and_ensembles: tuple[BlockRows, dict]) -> None:
     rows, ensembles = blocks_and_ensembles
     ensemble = RiskEnsemble(CONFIG)
     source = ensembles["one hidden layer"]
@@ -118,7 +118,7 @@ def replace_scaling(net: NetMember, scaling: FeatureScaling) -> NetMember:
     return changed
 
 
-def test_wrong_width_and_infinite_values_are_refused(blocks_and_ensembles: tuple[BlockRows, dict]) -> None:
+def test_wrong_width_and_infinity_rejected(blocks_and_ensembles: tuple[BlockRows, dict]) -> None:
     rows, ensembles = blocks_and_ensembles
     ensemble = ensembles["one hidden layer"]
     narrow = BlockRows(rows.state[:, :-1], rows.issue_index, rows.target, rows.horizons)
