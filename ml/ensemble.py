@@ -59,7 +59,6 @@ import json
 import logging
 import math
 import multiprocessing
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -89,6 +88,7 @@ from ml.sampling import (
     prior_correct,
     recent_weeks_split,
 )
+from ml.shared_arrays import shared_memory_fits, shared_name
 
 logger = logging.getLogger(__name__)
 
@@ -489,19 +489,6 @@ def worker_context() -> multiprocessing.context.BaseContext:
     return context
 
 
-def shared_memory_fits(n_bytes: int) -> bool:
-    """Return whether /dev/shm has ``n_bytes`` free, with a 10% margin; True where /dev/shm does not exist.
-
-    Writing past the size of a full tmpfs kills the process with SIGBUS instead of raising,
-    so the space is checked before any block is created.
-    """
-    shm = Path("/dev/shm")
-    if not shm.is_dir():
-        return True
-    stats = os.statvfs(shm)
-    return stats.f_bavail * stats.f_frsize >= 1.1 * n_bytes
-
-
 def worker_peak_rss_bytes(executor: ProcessPoolExecutor) -> int | None:
     """Return the largest peak resident set size (VmHWM) among the live workers, or None without Linux /proc."""
     peaks = []
@@ -555,8 +542,13 @@ class MemberTrainer:
         TRANSFORMED_VALIDATION.clear()
 
     def share(self, array: np.ndarray) -> ArraySpec:
-        """Make ``array`` readable by the workers: a shared-memory copy, or a reference with one thread."""
+        """Make ``array`` readable by the workers: a shared-memory copy, or a reference with one thread.
+
+        An array that ``ml.shared_arrays.SharedArrays`` allocated is already shared: the workers get its name.
+        """
         contiguous = np.ascontiguousarray(array)
+        if self.executor is not None and (name := shared_name(contiguous)) is not None:
+            return ArraySpec(name, contiguous.shape, contiguous.dtype.str)
         if self.executor is None:
             name = f"riskcast-{uuid.uuid4().hex}"
             LOCAL_ARRAYS[name] = contiguous
@@ -620,7 +612,8 @@ class RiskEnsemble:
         )
 
         # Shared arrays: the features, the labels, and the fit, validation and week row indices.
-        shared_bytes = X32.nbytes + labels.nbytes + 3 * 8 * X32.shape[0]
+        # An X allocated in shared memory (ml.shared_arrays) is not copied, so it needs no more room there.
+        shared_bytes = (0 if shared_name(X32) else X32.nbytes) + labels.nbytes + 3 * 8 * X32.shape[0]
         with MemberTrainer(config.num_threads, shared_bytes) as trainer:
             X_spec = trainer.share(X32)
             labels_spec = trainer.share(labels)

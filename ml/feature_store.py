@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -98,8 +99,8 @@ def check_same_columns(path: Path, stored: list[str], built: list[str], start: d
         f"jurisdiction's targets, offense codes or 311 datasets")
 
 
-def read_window(root: Path, start: datetime, end: datetime, n_cells: int) -> pl.DataFrame:
-    """Read feature rows for ``[start, end)``, sorted by hour then cell; raise if any are missing."""
+def window_paths(root: Path, start: datetime, end: datetime) -> tuple[list[Path], list[str]]:
+    """Return the day files of ``[start, end)`` and their common columns; raise if a day is missing or differs."""
     paths = [day_file(root, day) for day in days_in(start, end)]
     missing_days = [path.name for path in paths if not path.exists()]
     if missing_days:
@@ -112,16 +113,78 @@ def read_window(root: Path, start: datetime, end: datetime, n_cells: int) -> pl.
     first = schemas[paths[0]]
     for path, columns in schemas.items():
         check_same_columns(path, columns, first, start, end)
+    return paths, first
+
+
+def check_row_count(height: int, start: datetime, end: datetime, n_cells: int) -> None:
+    expected = int((end - start) / HOUR) * n_cells
+    if height != expected:
+        raise MissingFeaturesError(
+            f"expected {expected} feature rows for {start.isoformat()} to {end.isoformat()} "
+            f"({n_cells} cells), found {height}; re-materialize cell_hour_features for that range"
+        )
+
+
+def read_window(root: Path, start: datetime, end: datetime, n_cells: int) -> pl.DataFrame:
+    """Read feature rows for ``[start, end)``, sorted by hour then cell; raise if any are missing."""
+    paths, _ = window_paths(root, start, end)
     frame = (
         pl.scan_parquet(paths)
         .filter((pl.col("hour") >= start) & (pl.col("hour") < end))
         .sort(["hour", "cell_id"])
         .collect()
     )
-    expected = int((end - start) / HOUR) * n_cells
-    if frame.height != expected:
-        raise MissingFeaturesError(
-            f"expected {expected} feature rows for {start.isoformat()} to {end.isoformat()} "
-            f"({n_cells} cells), found {frame.height}; re-materialize cell_hour_features for that range"
-        )
+    check_row_count(frame.height, start, end, n_cells)
     return frame
+
+
+@dataclass(frozen=True)
+class WindowReader:
+    """The feature rows of ``[start, end)``, read a few columns at a time in hour-then-cell order.
+
+    A training window read whole holds every column at once; reading the columns in groups keeps
+    one group in memory. Day files are written sorted by hour and cell, and read in day order, so
+    each read is in that order without a sort. ``read`` checks it against the keys read first.
+    """
+
+    paths: list[Path]
+    start: datetime
+    end: datetime
+    columns: list[str]
+    hours: pl.Series
+    cell_ids: pl.Series
+
+    @property
+    def height(self) -> int:
+        return self.hours.len()
+
+    def scan(self, names: list[str]) -> pl.DataFrame:
+        return (pl.scan_parquet(self.paths)
+                .filter((pl.col("hour") >= self.start) & (pl.col("hour") < self.end))
+                .select(names)
+                .collect())
+
+    def read(self, names: list[str]) -> pl.DataFrame:
+        """Return the columns ``names`` of every row; raise if the rows came in another order than the keys'."""
+        keys = ["hour", "cell_id"]
+        frame = self.scan([*keys, *[name for name in names if name not in keys]])
+        if not (frame["hour"].equals(self.hours) and frame["cell_id"].equals(self.cell_ids)):
+            raise FeatureLayoutError(f"the feature files {self.paths[0].name} to {self.paths[-1].name} returned "
+                                     f"their rows in another order on a second read; rebuild them with "
+                                     f"cell_hour_features")
+        return frame.select(names)
+
+
+def open_window(root: Path, start: datetime, end: datetime, n_cells: int) -> WindowReader:
+    """Return a ``WindowReader`` of ``[start, end)``; raise if rows are missing or out of hour-then-cell order."""
+    paths, columns = window_paths(root, start, end)
+    reader = WindowReader(paths, start, end, columns, pl.Series("hour", []), pl.Series("cell_id", []))
+    keys = reader.scan(["hour", "cell_id"])
+    check_row_count(keys.height, start, end, n_cells)
+    ordered = keys.select((pl.col("hour").diff() > 0) | ((pl.col("hour").diff() == 0) & (pl.col("cell_id") >
+                                                                                         pl.col("cell_id").shift())))
+    if not ordered.to_series().slice(1).all():
+        raise FeatureLayoutError(f"the feature files {paths[0].name} to {paths[-1].name} are not sorted by hour "
+                                 f"and cell; rebuild them with cell_hour_features for {start.isoformat()} to "
+                                 f"{end.isoformat()}")
+    return WindowReader(paths, start, end, columns, keys["hour"], keys["cell_id"])

@@ -14,7 +14,10 @@ training cut-off.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
+
 import numpy as np
 import polars as pl
 
@@ -93,13 +96,57 @@ def build_training_set(panel: pl.DataFrame, n_cells: int, horizon_hours: int,
     return design.for_target(panel, target)
 
 
-def check_label(panel: pl.DataFrame, target: str) -> None:
+def check_label(panel: pl.DataFrame | PanelColumns, target: str) -> None:
     label = label_column(target)
     if label not in panel.columns:
         labels_present = [name for name in panel.columns if name.startswith("label_")]
         raise ValueError(f"the feature panel has no label for target {target!r} (column {label}); it "
                          f"has {labels_present}. Add the target to the jurisdiction's targets and "
                          f"rebuild the features")
+
+
+# State columns are copied into the design this many at a time, so a reader keeps one group in memory.
+STATE_COLUMN_GROUP = 16
+
+
+class PanelColumns(Protocol):
+    """A feature panel read a few columns at a time (``ml.feature_store.WindowReader``, or ``FramePanel``).
+
+    Every read returns the rows in the same order, by hour and then cell.
+    """
+
+    @property
+    def columns(self) -> list[str]: ...
+
+    @property
+    def height(self) -> int: ...
+
+    def read(self, names: list[str]) -> pl.DataFrame: ...
+
+
+@dataclass(frozen=True)
+class FramePanel:
+    """``PanelColumns`` of a panel already in memory."""
+
+    frame: pl.DataFrame
+
+    @property
+    def columns(self) -> list[str]:
+        return self.frame.columns
+
+    @property
+    def height(self) -> int:
+        return self.frame.height
+
+    def read(self, names: list[str]) -> pl.DataFrame:
+        return self.frame.select(names)
+
+
+Allocate = Callable[[tuple[int, ...], type], np.ndarray]
+
+
+def allocate_in_process(shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    return np.empty(shape, dtype=dtype)
 
 
 @dataclass(frozen=True)
@@ -124,18 +171,26 @@ class TrainingDesign:
         return TrainingSet(self.features, labels, self.target_hours, self.feature_names)
 
 
-def build_training_design(panel: pl.DataFrame, n_cells: int, horizon_hours: int, rng: np.random.Generator,
-                          weather_inputs: WeatherInputs | None = None,
-                          weather: TargetWeather | None = None) -> TrainingDesign:
-    """Draw one horizon per (cut-off hour, cell) row and build the rows' inputs, without labels."""
-    if panel.height == 0 or panel.height % n_cells:
-        raise ValueError(f"feature panel has {panel.height} rows, not a whole number of hours "
+def build_training_design(panel: pl.DataFrame | PanelColumns, n_cells: int, horizon_hours: int,
+                          rng: np.random.Generator, weather_inputs: WeatherInputs | None = None,
+                          weather: TargetWeather | None = None,
+                          allocate: Allocate = allocate_in_process) -> TrainingDesign:
+    """Draw one horizon per (cut-off hour, cell) row and build the rows' inputs, without labels.
+
+    ``panel`` is a frame, or a ``PanelColumns`` reader from which the state columns are read
+    ``STATE_COLUMN_GROUP`` at a time, so that the whole panel is never in memory next to the
+    design. ``allocate(shape, dtype)`` returns the design's matrix, for example in shared memory
+    (``ml.shared_arrays.SharedArrays.empty``) so that the training workers read it without a copy.
+    """
+    source = FramePanel(panel) if isinstance(panel, pl.DataFrame) else panel
+    if source.height == 0 or source.height % n_cells:
+        raise ValueError(f"feature panel has {source.height} rows, not a whole number of hours "
                          f"for {n_cells} cells; rebuild the features for the training window")
-    n_hours = panel.height // n_cells
-    state_names = state_columns(panel.columns)
+    n_hours = source.height // n_cells
+    state_names = state_columns(source.columns)
     if weather_inputs is not None:
         state_names = weather_inputs.state_columns(state_names)
-    hours = panel["hour"].dt.epoch("s").to_numpy().reshape(n_hours, n_cells)[:, 0] // 3600
+    hours = source.read(["hour"])["hour"].dt.epoch("s").to_numpy().reshape(n_hours, n_cells)[:, 0] // 3600
 
     horizons = rng.integers(1, horizon_hours + 1, size=(n_hours, n_cells))
     cutoff_index = np.repeat(np.arange(n_hours)[:, None], n_cells, axis=1)
@@ -148,10 +203,17 @@ def build_training_design(panel: pl.DataFrame, n_cells: int, horizon_hours: int,
 
     # The matrix is filled column by column so that no float32 copy of the whole panel is made.
     names = model_inputs(state_names, weather_inputs)
-    features = np.empty((cutoff_rows.size, len(names)), dtype=np.float32)
-    for position, name in enumerate(state_names):
-        features[:, position] = panel[name].to_numpy()[cutoff_rows]
-    calendar = [panel[name].cast(pl.Float32).to_numpy()[target_rows] for name in CALENDAR_COLUMNS]
+    features = allocate((cutoff_rows.size, len(names)), np.float32)
+    for first in range(0, len(state_names), STATE_COLUMN_GROUP):
+        group = state_names[first:first + STATE_COLUMN_GROUP]
+        frame = source.read(group)
+        for position, name in enumerate(group, start=first):
+            features[:, position] = frame[name].to_numpy()[cutoff_rows]
+        del frame
+
+    calendar_frame = source.read(list(CALENDAR_COLUMNS))
+    calendar = [calendar_frame[name].cast(pl.Float32).to_numpy()[target_rows] for name in CALENDAR_COLUMNS]
+    del calendar_frame
     calendar_end = len(state_names) + len(TARGET_COLUMNS)
     features[:, len(state_names):calendar_end] = target_calendar_matrix(*calendar)
     features[:, calendar_end:-1] = target_weather_matrix(weather_inputs, weather, hours[cutoff_index[keep]],

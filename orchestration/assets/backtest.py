@@ -41,6 +41,7 @@ from orchestration.warehouse import connect
 from orchestration.weather_inputs import model_weather_inputs, target_weather
 
 # Baselines fitted on the complete cell-hour spine; the others read the incidents only.
+SPINE_PIECE = timedelta(days=91)
 DENSE_HISTORY = {"compstat", "compstat_day", "naive"}
 
 
@@ -51,15 +52,27 @@ def read_cells(warehouse: Path) -> pl.DataFrame:
 
 
 def read_spine(warehouse: Path, target: str, start: datetime, end: datetime) -> pl.DataFrame:
-    """Read the complete cell-hour spine of ``target`` counts over ``[start, end)``, hours in UTC."""
+    """Read the complete cell-hour spine of ``target`` counts over ``[start, end)``, hours in UTC.
+
+    Three years of a city's cell-hours are tens of millions of rows. They are read and sorted
+    ``SPINE_PIECE`` at a time, so DuckDB's sort and the Arrow result of one piece, not of the whole
+    range, are in memory next to the frame.
+    """
+    frames = []
     with connect(warehouse, read_only=True) as connection:
         outcome = outcome_column(connection, "cell_hour_spine", target)
         first = connection.sql("SELECT min(hour) FROM marts.cell_hour_spine").fetchone()[0]
-        frame = connection.execute(
-            f"SELECT cell_id, hour, {outcome}::BIGINT AS crime_count FROM marts.cell_hour_spine "
-            "WHERE hour >= ? AND hour < ? ORDER BY hour, cell_id",
-            [max(naive(start), first), naive(end)]).pl()
-    return frame.with_columns(pl.col("hour").dt.replace_time_zone("UTC"))
+        piece_start = naive(start) if first is None else max(naive(start), first)
+        last = naive(end)
+        while True:
+            piece_end = min(piece_start + SPINE_PIECE, last)
+            frames.append(connection.execute(
+                f"SELECT cell_id, hour, {outcome}::BIGINT AS crime_count FROM marts.cell_hour_spine "
+                "WHERE hour >= ? AND hour < ? ORDER BY hour, cell_id", [piece_start, piece_end]).pl())
+            if piece_end >= last:
+                break
+            piece_start = piece_end
+    return pl.concat(frames, rechunk=False).with_columns(pl.col("hour").dt.replace_time_zone("UTC"))
 
 
 def issue_spans(issues: list[Issue], spans: list[ModelSpan]) -> list[ModelSpan]:
@@ -183,8 +196,11 @@ def backtest_predictions(context: dg.AssetExecutionContext, riskcast: RiskcastRe
             context.log.info(f"backtest: {number}/{len(issues)} issues forecast in "
                              f"{time.monotonic() - started:.0f} s (last {issue.issued_at.isoformat()})")
 
+    # Only the forecast hours of the history are joined: the whole history would be hashed otherwise.
+    observed = dense.filter(pl.col("hour") >= issues[0].issued_at)
+    del histories, sparse, dense
     predictions = (pl.concat(frames)
-                   .join(dense, on=["cell_id", "hour"], how="left")
+                   .join(observed, on=["cell_id", "hour"], how="left")
                    .join(cells_table.select("cell_id", "area_km2"), on="cell_id", how="left")
                    .with_columns(pl.col("crime_count").fill_null(0)))
     model_columns = [REFERENCE_MODEL, *baselines]

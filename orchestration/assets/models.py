@@ -26,7 +26,7 @@ import polars as pl
 
 from ml.atomic_files import remove_stale_temporaries, replace_folder, temporary_path
 from ml.ensemble import EnsembleConfig, RiskEnsemble
-from ml.feature_store import read_window
+from ml.feature_store import open_window
 from ml.manifest import (
     array_digest,
     array_sha256,
@@ -37,6 +37,7 @@ from ml.manifest import (
     write_model_card,
 )
 from ml.model_data import TrainingDesign, build_training_design
+from ml.shared_arrays import SharedArrays
 from ml.target_weather import TargetWeather, WeatherInputs
 from orchestration.crash_hook import crash_point
 from orchestration.jurisdiction import JurisdictionConfig, RunConfig, run_targets
@@ -273,21 +274,24 @@ def build_training_asset(partitions_def: dg.PartitionsDefinition,
             n_cells = connection.sql("SELECT count(*) FROM marts.dim_cells").fetchone()[0]
         inputs = run.weather.inputs()
         weather = target_weather(settings.warehouse_path, inputs, run.horizon_hours, start, end - HOUR)
-        panel = read_window(settings.features_dir, start, end, n_cells)
-        design = build_training_design(panel, n_cells, run.horizon_hours, np.random.default_rng(run.seed),
-                                       weather_inputs=inputs, weather=weather)
-        request = TrainingRequest(
-            partition_key=context.partition_key, start=start, end=end,
-            labels=panel.select(pl.col("^label_.*$")), design=design, features_digest=array_digest(design.features),
-            feature_files=feature_file_hashes(settings.features_dir, start, end),
-            run=run, jurisdiction=jurisdiction, settings=settings, weather_inputs=inputs, weather=weather)
-        context.log.info(f"refresh partition {context.partition_key}: {panel.height} feature rows from "
-                         f"{len(request.feature_files)} day files, {start.isoformat()} to {end.isoformat()}, "
+        reader = open_window(settings.features_dir, start, end, n_cells)
+        labels = reader.read([name for name in reader.columns if name.startswith("label_")])
+        context.log.info(f"refresh partition {context.partition_key}: {reader.height} feature rows from "
+                         f"{len(reader.paths)} day files, {start.isoformat()} to {end.isoformat()}, "
                          f"targets {run_targets(run, jurisdiction)}")
-        # The design contains every input the targets need, so only the labels stay in memory.
-        del panel
 
-        manifests = [train_target(request, target, context.log) for target in run_targets(run, jurisdiction)]
+        # The design lives in shared memory from the start, so the training workers read it without a copy;
+        # it is read from the day files a few columns at a time, so the whole panel is never in memory.
+        with SharedArrays(enabled=ensemble_config(run).num_threads > 1) as shared:
+            design = build_training_design(reader, n_cells, run.horizon_hours, np.random.default_rng(run.seed),
+                                           weather_inputs=inputs, weather=weather, allocate=shared.empty)
+            request = TrainingRequest(
+                partition_key=context.partition_key, start=start, end=end, labels=labels, design=design,
+                features_digest=array_digest(design.features),
+                feature_files=feature_file_hashes(settings.features_dir, start, end),
+                run=run, jurisdiction=jurisdiction, settings=settings, weather_inputs=inputs, weather=weather)
+            del design
+            manifests = [train_target(request, target, context.log) for target in run_targets(run, jurisdiction)]
         return dg.MaterializeResult(metadata=training_metadata(manifests, start, end))
 
     return risk_ensemble

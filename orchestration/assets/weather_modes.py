@@ -30,8 +30,10 @@ import polars as pl
 
 from ml.backtest import REFERENCE_MODEL, EnsembleForecaster, Issue, plan_issues, score_backtest, target_rows
 from ml.ensemble import RiskEnsemble
-from ml.feature_store import day_file, days_in, read_window
-from ml.model_data import build_training_set
+from ml.feature_registry import label_column
+from ml.feature_store import day_file, days_in, open_window
+from ml.model_data import build_training_design, check_label
+from ml.shared_arrays import SharedArrays
 from ml.target_weather import TargetWeather, WeatherInputs
 from orchestration.assets.backtest import CutoffRows, read_cells, read_spine, scoring_settings, write_table
 from orchestration.assets.models import ensemble_config
@@ -94,13 +96,19 @@ def forecast_mode(column: str, inputs: WeatherInputs, origins: list[Origin], run
     frames = []
     for number, origin in enumerate(origins, start=1):
         started = time.monotonic()
-        panel = read_window(settings.features_dir, origin.start, origin.end, n_cells)
+        reader = open_window(settings.features_dir, origin.start, origin.end, n_cells)
         weather = target_weather(settings.warehouse_path, inputs, run.horizon_hours, origin.start, origin.end - HOUR)
-        training = build_training_set(panel, n_cells, run.horizon_hours, np.random.default_rng(run.seed), target,
-                                      inputs, weather)
-        del panel
-        ensemble = RiskEnsemble(ensemble_config(run)).fit(training.features, training.labels,
-                                                          training.target_hours, training.feature_names)
+        check_label(reader, target)
+        labels = reader.read([label_column(target)])
+        config = ensemble_config(run)
+        # As in risk_ensemble: the design is read a few columns at a time into shared memory.
+        with SharedArrays(enabled=config.num_threads > 1) as shared:
+            design = build_training_design(reader, n_cells, run.horizon_hours, np.random.default_rng(run.seed),
+                                           inputs, weather, allocate=shared.empty)
+            training = design.for_target(labels, target)
+            del design
+            ensemble = RiskEnsemble(config).fit(training.features, training.labels, training.target_hours,
+                                                training.feature_names)
         forecaster = EnsembleForecaster(ensemble, rows, jurisdiction.time_zone, jurisdiction.holiday_country,
                                         jurisdiction.holiday_subdivision, inputs, forecast_weather)
         for issue in origin.issues:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -17,7 +17,9 @@ import pytest
 import yaml
 
 from ml.demo import write_demo_extracts
+from orchestration.assets import backtest
 from orchestration.assets.audits import BLOCKING_CHECKS
+from orchestration.assets.backtest import read_spine
 from ml.bias import GROUP_METRICS
 from ml.metrics import flag_top_share
 from orchestration.assets.bias import release_gate
@@ -402,3 +404,21 @@ def test_release_gate_promotes_and_blocks(
             run_job(build_definitions(run_file, home), instance, RELEASE_JOB)
         except ReleaseBlockedError:
             pass  # The release record is back to the gate's verdict on the real metrics.
+
+
+def test_spine_read_in_pieces_equals_one_read(demo_run: tuple[Path, Path, dg.DagsterInstance],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backtest's history, read SPINE_PIECE at a time, is the same frame as one read of the whole range."""
+    start, end = datetime(2023, 1, 1, tzinfo=timezone.utc), datetime(2023, 4, 8, 5, tzinfo=timezone.utc)
+    pieces = read_spine(demo_run[1], "violent", start, end)
+    monkeypatch.setattr(backtest, "SPINE_PIECE", timedelta(days=3650))
+    whole = read_spine(demo_run[1], "violent", start, end)
+    monkeypatch.setattr(backtest, "SPINE_PIECE", timedelta(hours=7))
+    small_pieces = read_spine(demo_run[1], "violent", start, end)
+
+    hours = int((end - start) / timedelta(hours=1))
+    assert whole.height == hours * CELLS
+    assert whole["crime_count"].sum() > 100
+    assert whole.equals(whole.sort("hour", "cell_id"))
+    assert pieces.equals(whole)
+    assert small_pieces.equals(whole)
