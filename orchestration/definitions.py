@@ -45,6 +45,7 @@ from orchestration.assets.scoring import build_scoring_asset
 from orchestration.assets.warehouse import build_warehouse_assets, dbt_resource
 from orchestration.dbt import prepare_manifest
 from orchestration.executors import build_executor
+from orchestration.hourly import hourly_increment_selection
 from orchestration.freshness import build_freshness_checks_sensor, build_last_update_checks, build_scores_lag_check
 from orchestration.jurisdiction import (
     JurisdictionConfig,
@@ -143,19 +144,22 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
                             description="Apply the bias release gate to the latest ensembles and promote them "
                                         "to current when it passes."),
     ]
+    audit_checks = build_audit_checks(jurisdiction)
     hourly_job = dg.define_asset_job(
-        HOURLY_JOB, selection=warehouse_selection | dg.AssetSelection.assets(features, scores),
+        HOURLY_JOB, selection=hourly_increment_selection(features, scores, audit_checks),
         partitions_def=partitions, tags=tags,
-        description="One hour's increment: ingest, warehouse models and input audits, then the hour's "
-                    "features and the 72-hour scores issued at that hour.")
+        description="One hour's increment: ingest the crimes, 311 requests and weather, rebuild the warehouse "
+                    "models that the hour reads and run their blocking input audits, then the hour's features "
+                    "and the 72-hour scores issued at that hour.")
     refresh_job = dg.define_asset_job(
         REFRESH_JOB, selection=dg.AssetSelection.assets(risk_ensemble) | release_selection,
         partitions_def=refresh, tags=tags,
         description=f"Train the ensembles of one {run.refresh.period} refresh partition, then apply the bias "
                     f"release gate and promote the ensembles that pass.")
     nightly_job = dg.define_asset_job(
-        NIGHTLY_JOB, selection=evaluate_selection | release_selection, tags=tags,
-        description="Evaluate and backtest the published scores, audit them for bias and write the reports, "
+        NIGHTLY_JOB, selection=warehouse_selection | evaluate_selection | release_selection, tags=tags,
+        description="Rebuild the whole warehouse with every input audit and the Data Input Audit report, "
+                    "evaluate and backtest the published scores, audit them for bias and write the reports, "
                     "then apply the bias release gate.")
     jobs += [hourly_job, refresh_job, nightly_job, *build_backfill_jobs(tags, run.executor)]
     freshness_checks = build_last_update_checks(run.freshness)
@@ -166,7 +170,7 @@ def build_definitions(run_config_path: Path, home: Path) -> dg.Definitions:
                 warehouse, data_input_audit_report, features, risk_ensemble, scores, evaluation_metrics,
                 backtest_predictions, backtest_metrics, model_metrics_report, weather_mode_backtest, *BIAS_ASSETS,
                 release_candidate, current_ensemble],
-        asset_checks=[*build_audit_checks(jurisdiction), bias_disparity_gate, *freshness_checks,
+        asset_checks=[*audit_checks, bias_disparity_gate, *freshness_checks,
                       build_scores_lag_check(run.freshness)],
         jobs=jobs,
         schedules=build_schedules(run, jurisdiction, hourly_job, partitions, refresh_job, refresh, nightly_job),

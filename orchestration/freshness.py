@@ -5,7 +5,9 @@ Two kinds of asset check, all of WARN severity and none blocking:
 - Last-update checks, from ``dg.build_last_update_freshness_checks``, on every raw asset, on
   ``int_incidents__located`` and ``fct_cell_hour_crimes``, and on ``risk_scores``. Each passes when
   the asset's latest materialization is no older than the run file's ``freshness`` threshold
-  (``raw_max_age_hours``, ``warehouse_max_age_hours``, ``scores_max_lag_hours``). A run that
+  (``raw_max_age_hours``, ``reference_max_age_hours``, ``warehouse_max_age_hours``,
+  ``scores_max_lag_hours``). The reference raw assets (offense codes and the geography) are
+  rebuilt by the nightly job, not by the hourly one, so they have a threshold of their own. A run that
   materializes an asset runs its check afterwards, and the sensor from
   ``dg.build_sensor_for_freshness_checks`` runs the checks again once they may have become overdue.
 - The issue-lag check on ``risk_scores`` reads ``main.risk_scores``. It passes when the newest
@@ -30,8 +32,8 @@ from orchestration.operations_config import FreshnessSettings
 from orchestration.resources import RiskcastResource
 from orchestration.warehouse import connect
 
-RAW_ASSETS = ("raw_crime_incidents", "raw_offense_codes", "raw_service_requests", "raw_weather_observations",
-              "raw_boundaries", "raw_cells", "raw_demographics")
+RAW_ASSETS = ("raw_crime_incidents", "raw_service_requests", "raw_weather_observations")
+REFERENCE_RAW_ASSETS = ("raw_offense_codes", "raw_boundaries", "raw_cells", "raw_demographics")
 WAREHOUSE_MODELS = ("int_incidents__located", "fct_cell_hour_crimes")
 SCORES_ASSET = "risk_scores"
 SCORES_LAG_CHECK = "risk_scores_issue_lag"
@@ -46,6 +48,7 @@ def build_last_update_checks(settings: FreshnessSettings) -> list[dg.AssetChecks
     """Build one last-update freshness check per raw asset, warehouse mart and ``risk_scores``."""
     groups = (
         (RAW_ASSETS, settings.raw_max_age_hours),
+        (REFERENCE_RAW_ASSETS, settings.reference_max_age_hours),
         (WAREHOUSE_MODELS, settings.warehouse_max_age_hours),
         ((SCORES_ASSET,), settings.scores_max_lag_hours),
     )

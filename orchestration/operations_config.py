@@ -101,7 +101,12 @@ class FreshnessSettings(BaseModel):
     interval_minutes: int = Field(default=15, ge=1, description="minutes between two checks")
     raw_max_age_hours: float = Field(
         default=3, gt=0,
-        description="hours since a raw asset was last materialized before its freshness check fails")
+        description="hours since a raw asset of crimes, 311 requests or weather observations was last "
+                    "materialized before its freshness check fails")
+    reference_max_age_hours: float = Field(
+        default=26, gt=0,
+        description="hours since the offense codes, boundaries, cells or demographics were last materialized "
+                    "before their freshness checks fail; the nightly job rebuilds them once a day")
     warehouse_max_age_hours: float = Field(
         default=3, gt=0,
         description="hours since fct_cell_hour_crimes and the incident mart were last rebuilt before "

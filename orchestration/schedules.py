@@ -7,17 +7,19 @@ exactly one run, of a job whose asset selection is the whole chain of its tick. 
 Dagster orders the steps by the asset graph, and a failed step or a failed blocking audit check
 stops every step downstream of it:
 
-- ``hourly_increment_job`` (hourly partitions): ingest, dbt models and input audits (the
-  unpartitioned warehouse assets, rebuilt in every run), then the features of the partition's hour
-  and the 72-hour scores issued at that hour. The tick at minute ``M`` of hour ``H`` requests
+- ``hourly_increment_job`` (hourly partitions): ingest of crimes, 311 requests and weather, the
+  dbt models that the hour's features and scores read (unpartitioned, rebuilt in every run) and
+  the blocking input audits, then the features of the partition's hour and the 72-hour scores
+  issued at that hour (``orchestration.hourly`` lists what it leaves out). The tick at minute ``M`` of hour ``H`` requests
   partition ``H - 1``, the newest hour that has ended: a partition exists once its window has ended,
   and the scores of issue hour ``c`` read the feature row of ``c``.
 - ``model_refresh_job`` (refresh partitions): trains the refresh partition that ended last, then
   applies the bias release gate and promotes the ensembles that pass. It ticks ``refresh_minute``
   minutes after the partition's end, later than the hourly tick of that hour, so the partition's
   last feature hour has been requested first.
-- ``nightly_evaluation_job`` (unpartitioned): evaluation, backtest, bias audit, deployment and
-  feedback simulations and their reports, then the release gate and promotion.
+- ``nightly_evaluation_job`` (unpartitioned): the whole warehouse (geography, every input audit
+  and the Data Input Audit report), evaluation, backtest, bias audit, deployment and feedback
+  simulations and their reports, then the release gate and promotion.
 
 Each run key is the partition key (or the date of the nightly tick), so a tick evaluated twice
 starts one run. Each partitioned run is one partition of a partitioned job, so a missed tick is a
@@ -99,7 +101,8 @@ def build_nightly_schedule(name: str, job: dg.UnresolvedAssetJobDefinition, run:
 
     @dg.schedule(name=name, cron_schedule=cron, job=job, execution_timezone="UTC",
                  default_status=schedule_status(run),
-                 description=f"Runs {job.name} (evaluation, bias report, release gate) every day at "
+                 description=f"Runs {job.name} (warehouse, input audit report, evaluation, bias report, release "
+                             f"gate) every day at "
                              f"{run.schedules.nightly_hour_utc:02d}:{run.schedules.nightly_minute:02d} UTC.")
     def nightly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         tick = tick_time(context)
@@ -120,7 +123,8 @@ def build_schedules(run: RunConfig, jurisdiction: JurisdictionConfig,
         f"{jurisdiction.name}_hourly_increment", f"{minute} * * * *", hourly_job, hourly_partitions, run,
         jurisdiction,
         f"At minute {minute} of every hour (UTC), runs {hourly_job.name} for the hour that ended last: "
-        f"ingest, warehouse models, input audits, that hour's features and the scores issued at it.")
+        f"ingest, the warehouse models the hour reads, blocking input audits, that hour's features and the "
+        f"scores issued at it.")
     refresh = build_partition_schedule(
         f"{jurisdiction.name}_model_refresh", refresh_cron(run), refresh_job, refresh_partitions, run,
         jurisdiction,

@@ -20,7 +20,7 @@ import yaml
 from orchestration.assets.audits import BLOCKING_CHECKS, evaluate_rule
 from orchestration.audit import read_table, validate_frame
 from orchestration.audit_rules import ALL_RULES, audit_parameters
-from orchestration.definitions import WAREHOUSE_JOB, build_definitions
+from orchestration.definitions import HOURLY_JOB, WAREHOUSE_JOB, build_definitions
 from orchestration.jurisdiction import load_jurisdiction
 from orchestration.warehouse import connect
 from tests.extracts import crime_row, write_extracts, write_run_file, write_test_jurisdiction
@@ -236,6 +236,35 @@ def test_blocking_check_stops_features(toy_run: tuple[Path, Path, dg.ExecuteInPr
     assert [item.passed for item in result.get_asset_check_evaluations()] == [False]
     assert result.get_asset_materialization_events() == []
     assert instance.get_latest_materialization_event(FEATURES).run_id == before.run_id
+
+
+def test_crime_audit_failure_stops_hourly_scores(toy_run: tuple[Path, Path, dg.ExecuteInProcessResult],
+                                                 tmp_path: Path) -> None:
+    # The hourly job itself, with the real crime input audit replaced by one that fails at ERROR.
+    home = tmp_path / "home"
+    shutil.copytree(toy_run[1], home)
+    definitions = build_definitions(toy_run[0], home)
+    real = check_named(definitions, "crime_incidents_input_audit")
+    checks = [forced_failure(real) if check is real else check for check in definitions.asset_checks or []]
+    hourly = next(job for job in definitions.jobs or [] if job.name == HOURLY_JOB)
+    swapped = dg.Definitions(assets=definitions.assets, asset_checks=checks, jobs=[hourly],
+                             resources=definitions.resources)
+
+    result = swapped.resolve_job_def(HOURLY_JOB).execute_in_process(
+        partition_key=PARTITION, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    failed = [item.check_name for item in result.get_asset_check_evaluations() if not item.passed]
+    started = {event.step_key for event in result.all_events if event.is_step_start}
+    failed_steps = {event.step_key for event in result.all_events if event.is_step_failure}
+    materialized = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
+
+    assert not result.success
+    assert "crime_incidents_input_audit" in failed
+    assert "stg_crimes__incidents" in materialized
+    assert failed_steps == {"forced_crime_incidents_input_audit"}
+    assert "cell_hour_features" not in started
+    assert "risk_scores" not in started
+    assert "cell_hour_features" not in materialized
+    assert "risk_scores" not in materialized
 
 
 def test_warn_check_does_not_block(toy_run: tuple[Path, Path, dg.ExecuteInProcessResult]) -> None:

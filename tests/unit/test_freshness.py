@@ -41,7 +41,7 @@ def riskcast(run_file: Path) -> RiskcastResource:
 
 
 def raw_check(settings: FreshnessSettings) -> dg.AssetChecksDefinition:
-    """Return the last-update check definition that covers the raw assets."""
+    """Return the last-update check definition that covers the reference raw assets, such as the offense codes."""
     return next(check for check in build_last_update_checks(settings)
                 if dg.AssetKey("raw_offense_codes") in {key.asset_key for key in check.check_keys})
 
@@ -60,7 +60,7 @@ RAW_KEY = dg.AssetCheckKey(dg.AssetKey("raw_offense_codes"), "freshness_check")
 
 def test_raw_check_passes_when_fresh(run_file: Path) -> None:
     instance = dg.DagsterInstance.ephemeral()
-    check = raw_check(FreshnessSettings(raw_max_age_hours=3))
+    check = raw_check(FreshnessSettings(reference_max_age_hours=3))
     with freeze_time(MATERIALIZED_AT):
         assert dg.materialize([raw_offense_codes], instance=instance,
                               resources={"riskcast": riskcast(run_file)}).success
@@ -75,7 +75,7 @@ def test_raw_check_passes_when_fresh(run_file: Path) -> None:
 
 def test_raw_check_warns_when_stale(run_file: Path) -> None:
     instance = dg.DagsterInstance.ephemeral()
-    check = raw_check(FreshnessSettings(raw_max_age_hours=3))
+    check = raw_check(FreshnessSettings(reference_max_age_hours=3))
     with freeze_time(MATERIALIZED_AT):
         assert dg.materialize([raw_offense_codes], instance=instance,
                               resources={"riskcast": riskcast(run_file)}).success
@@ -105,8 +105,8 @@ def test_thresholds_come_from_the_run_file(tmp_path: Path) -> None:
     extracts = write_extracts(tmp_path / "extracts", ROWS, [])
     run_file = write_run_file(tmp_path, jurisdiction, extracts, ("2023-01-01", "2023-03-01"),
                               ("2023-03-01", "2023-03-02"),
-                              freshness={"raw_max_age_hours": 2, "warehouse_max_age_hours": 5,
-                                         "scores_max_lag_hours": 7})
+                              freshness={"raw_max_age_hours": 2, "reference_max_age_hours": 30,
+                                         "warehouse_max_age_hours": 5, "scores_max_lag_hours": 7})
 
     definitions = build_definitions(run_file, tmp_path / "home")
 
@@ -118,6 +118,8 @@ def test_thresholds_come_from_the_run_file(tmp_path: Path) -> None:
                 bounds[spec.asset_key.to_user_string()] = params.value["lower_bound_delta_seconds"] / 3600
     assert bounds["raw_crime_incidents"] == 2
     assert bounds["raw_weather_observations"] == 2
+    assert bounds["raw_offense_codes"] == 30
+    assert bounds["raw_cells"] == 30
     assert bounds["fct_cell_hour_crimes"] == 5
     assert bounds["int_incidents__located"] == 5
     assert bounds["risk_scores"] == 7

@@ -8,6 +8,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from orchestration.assets.audits import BLOCKING_CHECKS
+from orchestration.audit_rules import ALL_RULES
 from orchestration.definitions import HOURLY_JOB, NIGHTLY_JOB, REFRESH_JOB, build_definitions
 from orchestration.jurisdiction import ConfigError, load_run_config
 from orchestration.schedules import TRIGGER_TAG, WAREHOUSE_TAG
@@ -192,3 +194,46 @@ def test_refresh_minute_must_follow_hourly_minute(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="refresh_minute 30 must be later than hourly_minute 30"):
         load_run_config(run_file)
+
+
+# The hourly job contains only what one hour's scores need, and the nightly job rebuilds the rest.
+
+GEOGRAPHY_AND_REPORT = {"raw_boundaries", "raw_cells", "raw_demographics", "raw_offense_codes", "stg_cells",
+                        "dim_cells", "dim_cell_neighbours", "int_cells__demographics", "dim_boundaries",
+                        "audit_crime_cells", "data_input_audit_report"}
+
+
+def selected_keys(definitions: dg.Definitions, job_name: str) -> set[str]:
+    return {key.to_user_string() for key in definitions.resolve_job_def(job_name).asset_layer.selected_asset_keys}
+
+
+def selected_check_names(definitions: dg.Definitions, job_name: str) -> set[str]:
+    graph = definitions.resolve_job_def(job_name).asset_layer.asset_graph
+    return {key.name for key in graph.asset_check_keys}
+
+
+def test_hourly_job_leaves_out_geography_and_report(definitions: dg.Definitions) -> None:
+    selected = selected_keys(definitions, HOURLY_JOB)
+
+    assert selected & GEOGRAPHY_AND_REPORT == set()
+    assert {"raw_crime_incidents", "raw_service_requests", "raw_weather_observations",
+            "raw_weather_forecasts"} <= selected
+    assert {"stg_crimes__incidents", "int_incidents__located", "fct_cell_hour_crime_groups",
+            "fct_hourly_weather", "fct_cell_day_requests", "audit_crime_calendar"} <= selected
+
+
+def test_hourly_job_runs_only_blocking_audits(definitions: dg.Definitions) -> None:
+    audit_names = {rule.name for rule in ALL_RULES}
+    checks = selected_check_names(definitions, HOURLY_JOB)
+
+    assert set(BLOCKING_CHECKS) <= checks
+    assert checks & (audit_names - set(BLOCKING_CHECKS)) == set()
+    assert "unique_stg_crimes__incidents_incident_id" in checks
+
+
+def test_nightly_job_rebuilds_geography_and_report(definitions: dg.Definitions) -> None:
+    selected = selected_keys(definitions, NIGHTLY_JOB)
+
+    assert GEOGRAPHY_AND_REPORT <= selected
+    assert {"evaluation_metrics", "release_candidate"} <= selected
+    assert "crime_time_heaping" in selected_check_names(definitions, NIGHTLY_JOB)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
 from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
+import dagster_dbt.core.resource as dagster_dbt_resource
+import dbt.version
 import pytest
+from dagster_dbt import DbtCliResource
+from packaging import version
 
+from orchestration.assets.warehouse import dbt_resource
 from orchestration.definitions import WAREHOUSE_JOB, build_definitions
 from orchestration.warehouse import connect
 from tests.extracts import crime_row, write_extracts, write_run_file, write_test_jurisdiction
@@ -193,3 +199,20 @@ def test_audit_checks_pass_on_fixture(warehouse_run: tuple[Path, dg.ExecuteInPro
     assert evaluations["crime_incidents_input_audit"].passed
     assert not evaluations["quarantine_share_check"].passed
     assert evaluations["quarantine_share_check"].metadata["quarantined"].value == 2
+
+
+# The dbt resource reads dbt's version from the installed package instead of running `dbt --version`.
+
+def test_dbt_version_read_without_subprocess(monkeypatch: pytest.MonkeyPatch) -> None:
+    def reject_subprocess(*args: object, **kwargs: object) -> bytes:
+        raise AssertionError(f"unexpected subprocess {args}")
+
+    monkeypatch.setattr(dagster_dbt_resource, "check_output", reject_subprocess)
+
+    assert dbt_resource()._cli_version == version.parse(dbt.version.__version__)
+
+
+def test_dagster_dbt_still_reads_cli_version() -> None:
+    # The override in LocalDbtCliResource only saves time while DbtCliResource.cli reads this member.
+    assert "self._cli_version" in inspect.getsource(DbtCliResource.cli)
+    assert isinstance(dbt_resource(), DbtCliResource)
