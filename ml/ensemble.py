@@ -74,6 +74,7 @@ from sklearn.metrics import roc_auc_score
 
 from ml.block_rows import BlockRows, StackedNets
 from ml.models import (
+    PREDICT_CHUNK_ROWS,
     FeatureScaling,
     LightGBMMember,
     NetMember,
@@ -928,8 +929,13 @@ def check_training_inputs(X: np.ndarray, y: np.ndarray, hours: np.ndarray, featu
 
 
 def check_infinite_columns(X: np.ndarray, feature_names: list[str]) -> None:
-    """Raise ``ValueError`` naming the columns of X that contain +inf or -inf."""
-    infinite_per_column = np.isinf(X).sum(axis=0)
+    """Raise ``ValueError`` naming the columns of X that contain +inf or -inf.
+
+    The rows are scanned in chunks: a mask of the whole matrix would take a quarter of its size.
+    """
+    infinite_per_column = np.zeros(X.shape[1], dtype=np.int64)
+    for start in range(0, X.shape[0], PREDICT_CHUNK_ROWS):
+        infinite_per_column += np.isinf(X[start:start + PREDICT_CHUNK_ROWS]).sum(axis=0)
     if infinite_per_column.any():
         columns = [feature_names[i] for i in np.flatnonzero(infinite_per_column)]
         raise ValueError(

@@ -38,6 +38,7 @@ MEMBER_FORMAT_VERSION = 2
 PREDICT_CHUNK_ROWS = 65_536
 MIN_STD = 1e-12
 SCALING_SAMPLE_ROWS = 200_000
+SCALING_COLUMN_BLOCK = 16
 EARLY_STOPPING_MIN_ROWS = 1_000
 # An epoch counts as an improvement when the out-of-bag loss falls by more than this.
 EARLY_STOPPING_MIN_DELTA = 1e-5
@@ -144,6 +145,17 @@ def draw_training_sample(
     return X_sample, y_sample, SampleSummary.from_index(sample)
 
 
+def column_moments(X_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return each column's count of non-NaN values, and their mean and population standard deviation."""
+    observed = ~np.isnan(X_rows)
+    counts = observed.sum(axis=0)
+    safe_counts = np.maximum(counts, 1)
+
+    filled = np.where(observed, X_rows, 0.0).astype(np.float64)
+    mean = filled.sum(axis=0) / safe_counts
+    squared = np.where(observed, (filled - mean) ** 2, 0.0)
+    return counts, mean, np.sqrt(squared.sum(axis=0) / safe_counts)
+
 
 @dataclass(frozen=True, eq=False)
 class FeatureScaling:
@@ -160,15 +172,19 @@ class FeatureScaling:
 
     @classmethod
     def fit(cls, X_rows: np.ndarray, missing_columns: np.ndarray | None = None) -> FeatureScaling:
-        """Compute the scaling from the rows given; ``missing_columns`` defaults to the columns with any NaN there."""
-        observed = ~np.isnan(X_rows)
-        counts = observed.sum(axis=0)
-        safe_counts = np.maximum(counts, 1)
+        """Compute the scaling from the rows given; ``missing_columns`` defaults to the columns with any NaN there.
 
-        filled = np.where(observed, X_rows, 0.0).astype(np.float64)
-        mean = filled.sum(axis=0) / safe_counts
-        squared = np.where(observed, (filled - mean) ** 2, 0.0)
-        std = np.sqrt(squared.sum(axis=0) / safe_counts)
+        The moments are computed ``SCALING_COLUMN_BLOCK`` columns at a time: the float64 temporaries
+        of all columns at once took four times the sample's size (0.8 GB for 200,000 rows of 114
+        columns). Each column's sums add the same values in the same order either way.
+        """
+        n_columns = X_rows.shape[1]
+        counts = np.empty(n_columns, dtype=np.intp)
+        mean = np.empty(n_columns, dtype=np.float64)
+        std = np.empty(n_columns, dtype=np.float64)
+        for first in range(0, n_columns, SCALING_COLUMN_BLOCK):
+            columns = slice(first, first + SCALING_COLUMN_BLOCK)
+            counts[columns], mean[columns], std[columns] = column_moments(np.ascontiguousarray(X_rows[:, columns]))
 
         # An all-NaN or constant column would divide by zero, so it is scaled by 1.
         std[(counts == 0) | (std < MIN_STD)] = 1.0
@@ -226,8 +242,8 @@ def fit_scaling_on_rows(X: np.ndarray, rows: np.ndarray | None, seed: int) -> Fe
         sampled = positions
 
     any_missing = np.zeros(X.shape[1], dtype=bool)
-    for start in range(0, positions.shape[0], PREDICT_CHUNK_ROWS * 8):
-        chunk = positions[start : start + PREDICT_CHUNK_ROWS * 8]
+    for start in range(0, positions.shape[0], PREDICT_CHUNK_ROWS):
+        chunk = positions[start : start + PREDICT_CHUNK_ROWS]
         any_missing |= np.isnan(X[chunk]).any(axis=0)
 
     return FeatureScaling.fit(np.asarray(X[sampled], dtype=np.float32), np.flatnonzero(any_missing))

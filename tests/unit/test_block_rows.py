@@ -154,3 +154,33 @@ def test_scoring_blocks_hold_the_expanded_rows() -> None:
         assert dense[row, names.index("target_day_of_week")] == key["day_of_week"]
         assert dense[row, names.index("horizon_hours")] == key["horizon_hours"]
         assert key["hour"] == key["issued_at"] + timedelta(hours=key["horizon_hours"] - 1)
+
+
+def whole_matrix_scaling(X_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The scaling's formula over all columns at once, as it was before the column blocks."""
+    observed = ~np.isnan(X_rows)
+    counts = observed.sum(axis=0)
+    safe_counts = np.maximum(counts, 1)
+    filled = np.where(observed, X_rows, 0.0).astype(np.float64)
+    mean = filled.sum(axis=0) / safe_counts
+    std = np.sqrt(np.where(observed, (filled - mean) ** 2, 0.0).sum(axis=0) / safe_counts)
+    std[(counts == 0) | (std < 1e-12)] = 1.0
+    return mean.astype(np.float32), std.astype(np.float32), np.flatnonzero(counts < X_rows.shape[0])
+
+
+@pytest.mark.parametrize("n_rows, n_columns", [(20_000, 114), (9, 5)])
+def test_scaling_fitted_in_column_blocks_equals_the_whole_matrix_formula(n_rows: int, n_columns: int) -> None:
+    rng = np.random.default_rng(3)
+    X = (rng.standard_normal((n_rows, n_columns)) * rng.uniform(0.1, 1000, n_columns)
+         + rng.uniform(-1e4, 1e4, n_columns)).astype(np.float32)
+    X[rng.random(X.shape) < 0.1] = np.nan
+    X[:, 2] = np.nan
+    X[:, 4] = 7.0
+
+    scaling = FeatureScaling.fit(X)
+    mean, std, missing = whole_matrix_scaling(X)
+
+    assert np.array_equal(scaling.mean, mean)
+    assert np.array_equal(scaling.std, std)
+    assert np.array_equal(scaling.missing_columns, missing)
+    assert scaling.std[2] == scaling.std[4] == 1.0
