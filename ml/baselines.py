@@ -134,22 +134,31 @@ class CompstatBaseline(RiskBaseline):
         cutoff_utc = as_utc(cutoff, "cutoff")
         local_cutoff = cutoff_utc.astimezone(ZoneInfo(self.time_zone))
         window_start = subtract_years(local_cutoff, self.years).astimezone(timezone.utc)
-        window = history.filter((pl.col("hour") >= window_start) & (pl.col("hour") < cutoff_utc))
-        if window.height == 0:
+        window = history.lazy().filter((pl.col("hour") >= window_start) & (pl.col("hour") < cutoff_utc))
+        span = window.select(first=pl.col("hour").min(), last=pl.col("hour").max()).collect()
+        first_hour, last_hour = span["first"][0], span["last"][0]
+        if first_hour is None:
             raise ValueError(
                 f"history has no rows between {window_start.isoformat()} and the cutoff {cutoff_utc.isoformat()}. "
                 "Pass history with hours before the cutoff."
             )
 
+        # Three years of a city's cell-hours are tens of millions of rows. The local period is
+        # computed once per hour of the span and joined, and the streaming engine aggregates the
+        # window in pieces, so neither a copy of the window nor a period column of its length is held.
+        span_hours = pl.datetime_range(first_hour, last_hour, interval="1h", eager=True,
+                                       time_unit=history.schema["hour"].time_unit, time_zone="UTC").alias("hour")
+        periods = pl.DataFrame([span_hours, self.local_period(span_hours)])
         self.period_means = (
-            window.with_columns(self.local_period(window["hour"]))
+            window.join(periods.lazy(), on="hour", how="inner")
             .group_by("cell_id", self.period)
             .agg(crime_sum=pl.col("crime_count").sum(), n_hours=pl.len())
             .select("cell_id", self.period, risk=pl.col("crime_sum").cast(pl.Float64) / pl.col("n_hours"))
             .sort("cell_id", self.period)
+            .collect(engine="streaming")
         )
 
-        self.record_span(window, window_start, cutoff_utc)
+        self.record_span(first_hour, last_hour, window_start, cutoff_utc)
         return self
 
     def local_period(self, hours: pl.Series) -> pl.Series:
@@ -159,15 +168,13 @@ class CompstatBaseline(RiskBaseline):
             return hour_of_week
         return (hour_of_week // HOURS_PER_DAY).alias("day_of_week")
 
-    def record_span(self, window: pl.DataFrame, window_start: datetime, cutoff_utc: datetime) -> None:
+    def record_span(self, first_hour: datetime, last_hour: datetime, window_start: datetime,
+                    cutoff_utc: datetime) -> None:
         """Store the first and end hour used, its length in weeks and a one-sentence description.
 
         `history_end` is the end of the last hour used, which is the cutoff
         when the history reaches it.
         """
-        first_hour = window["hour"].min()
-        last_hour = window["hour"].max()
-
         self.cutoff = cutoff_utc
         self.history_start = first_hour
         self.history_end = last_hour + timedelta(hours=1)

@@ -46,16 +46,25 @@ def model_inputs(state: list[str], weather: WeatherInputs | None = None) -> list
     return [*weather.state_columns(state), *TARGET_COLUMNS, *target_weather, "horizon_hours"]
 
 
-def target_weather_matrix(weather_inputs: WeatherInputs | None, weather: TargetWeather | None,
-                          cutoff_hours: np.ndarray, horizons: np.ndarray) -> np.ndarray:
-    """Target-hour weather inputs of each row (no columns when the mode reads none)."""
+def target_weather_columns(weather_inputs: WeatherInputs | None, weather: TargetWeather | None,
+                           cutoff_hours: np.ndarray, horizons: np.ndarray) -> list[np.ndarray]:
+    """Target-hour weather inputs of each row, one array per column (none when the mode reads none)."""
     if weather_inputs is None or not weather_inputs.reads_target_weather:
-        return np.empty((len(horizons), 0), dtype=np.float32)
+        return []
     if weather is None:
         raise ValueError(f"weather mode {weather_inputs.mode!r} reads target-hour weather; pass a TargetWeather "
                          f"built from the observed weather (and the forecast archive)")
     columns = weather.columns(cutoff_hours, horizons)
-    return np.column_stack([columns[name] for name in TARGET_WEATHER_COLUMNS]).astype(np.float32)
+    return [columns[name] for name in TARGET_WEATHER_COLUMNS]
+
+
+def target_weather_matrix(weather_inputs: WeatherInputs | None, weather: TargetWeather | None,
+                          cutoff_hours: np.ndarray, horizons: np.ndarray) -> np.ndarray:
+    """Target-hour weather inputs of each row as a float32 matrix (no columns when the mode reads none)."""
+    columns = target_weather_columns(weather_inputs, weather, cutoff_hours, horizons)
+    if not columns:
+        return np.empty((len(horizons), 0), dtype=np.float32)
+    return np.column_stack(columns).astype(np.float32, copy=False)
 
 
 @dataclass(frozen=True)
@@ -216,8 +225,11 @@ def build_training_design(panel: pl.DataFrame | PanelColumns, n_cells: int, hori
     del calendar_frame
     calendar_end = len(state_names) + len(TARGET_COLUMNS)
     features[:, len(state_names):calendar_end] = target_calendar_matrix(*calendar)
-    features[:, calendar_end:-1] = target_weather_matrix(weather_inputs, weather, hours[cutoff_index[keep]],
-                                                         horizons[keep])
+    del calendar
+    # The weather columns are copied one by one: stacking them first would add two matrices of their size.
+    for position, values in enumerate(target_weather_columns(weather_inputs, weather, hours[cutoff_index[keep]],
+                                                             horizons[keep]), start=calendar_end):
+        features[:, position] = values
     features[:, -1] = horizons[keep]
 
     logger.info("training inputs: %d rows from %d hours x %d cells, %d columns",

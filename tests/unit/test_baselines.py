@@ -536,3 +536,26 @@ def test_compstat_and_naive_beat_random_on_stable_hotspots() -> None:
     assert aucs["compstat_day"] > 0.75
     assert aucs["naive"] > 0.75
     assert aucs["compstat"] > 0.7
+
+
+@pytest.mark.parametrize("period", ["hour_of_week", "day_of_week"])
+def test_compstat_streaming_fit_equals_the_mean_over_a_copied_window(period: str) -> None:
+    """The streamed fit gives the same means as adding a period column to a copy of the window and averaging."""
+    hours = pl.datetime_range(datetime(2014, 1, 1, tzinfo=timezone.utc), datetime(2017, 12, 1, tzinfo=timezone.utc),
+                              "1h", eager=True, time_zone="UTC")
+    spine = pl.DataFrame({"hour": hours}).join(pl.DataFrame({"cell_id": [f"c{i}" for i in range(6)]}), how="cross")
+    rng = np.random.default_rng(5)
+    spine = spine.select("cell_id", "hour", crime_count=pl.Series(rng.poisson(0.05, spine.height)).cast(pl.Int64))
+    cutoff = datetime(2017, 11, 5, 8, tzinfo=timezone.utc)
+
+    baseline = CompstatBaseline(years=3, time_zone="America/Chicago", period=period).fit(spine, cutoff)
+
+    window = spine.filter((pl.col("hour") >= baseline.history_start) & (pl.col("hour") < cutoff))
+    expected = (window.with_columns(baseline.local_period(window["hour"]))
+                .group_by("cell_id", period)
+                .agg(crime_sum=pl.col("crime_count").sum(), n_hours=pl.len())
+                .select("cell_id", period, risk=pl.col("crime_sum").cast(pl.Float64) / pl.col("n_hours"))
+                .sort("cell_id", period))
+    assert baseline.period_means.height == 6 * (168 if period == "hour_of_week" else 7)
+    assert baseline.period_means.equals(expected)
+    assert baseline.history_end == cutoff
