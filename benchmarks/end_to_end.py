@@ -25,8 +25,11 @@ hourly partition), through the asset's own work (``window_seconds``: inputs read
 day files written) and of the build alone (``build_seconds``). Then come each
 target's ensemble training time (from its manifest), and the scoring of the first issue hour
 outside Dagster: per model with the model loaded, and for all targets through ``score_to_staging``.
-Last is the peak resident set size of the child. That figure is ``ru_maxrss`` from ``wait4``: the largest of the
-child and the processes it waited for (dbt), not their sum. Each figure with a target gets PASS
+Last come peak resident set sizes: of the child's own process after each job, of the largest
+subprocess it had waited for by then (dbt, which runs the warehouse's DuckDB queries; the training
+workers are children of a fork server that outlives the jobs, so they are not counted), and of the
+whole child. That last figure is ``ru_maxrss`` from
+``wait4``: the largest of the child and the processes it waited for, not their sum. Each figure with a target gets PASS
 or MISS. ``--smoke`` replaces the scenarios with a synthetic 8 x 8 grid over three months and a
 2-net ensemble, so the whole chain runs in a few minutes (its figures are not comparable with the
 targets). ``--profile FOLDER`` runs each job under pyinstrument (cProfile when pyinstrument is not
@@ -72,7 +75,8 @@ GIB = 1024 ** 3
 
 # Targets of the project's performance requirements, for 2 cores and 24 GB of RAM.
 TARGET_WALL_SECONDS = {"city-year": 120.0, "four-years": 480.0}
-TARGET_PEAK_RSS_BYTES = {"four-years": 4 * GIB}
+# The issue states 4 GB; decimal gigabytes are the stricter reading.
+TARGET_PEAK_RSS_BYTES = {"four-years": 4 * 10**9}
 TARGET_TRAIN_SECONDS = 60.0
 TARGET_SCORE_SECONDS = 1.0
 TARGET_FEATURE_RATE = 5_000_000
@@ -231,6 +235,7 @@ def child(scenario_name: str, smoke: bool, folder: Path, profile_folder: Path | 
 
     timings: list[tuple[str, float]] = []
     peaks: list[tuple[str, int]] = []
+    subprocess_peaks: list[tuple[str, int]] = []
     started = time.perf_counter()
     with dg.DagsterInstance.ephemeral() as instance:
         for name, tags in steps:
@@ -242,7 +247,9 @@ def child(scenario_name: str, smoke: bool, folder: Path, profile_folder: Path | 
                 profiler.run(name, lambda: run_job(context.definitions, instance, name, tags))
             timings.append((name, time.perf_counter() - step_started))
             peaks.append((name, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
-            print(f"{name} done in {timings[-1][1]:.1f} s, peak RSS so far {peaks[-1][1] / GIB:.2f} GiB",
+            subprocess_peaks.append((name, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024))
+            print(f"{name} done in {timings[-1][1]:.1f} s, peak RSS so far {peaks[-1][1] / GIB:.2f} GiB, "
+                  f"largest finished subprocess so far {subprocess_peaks[-1][1] / GIB:.2f} GiB",
                   file=sys.stderr, flush=True)
         total = time.perf_counter() - started
         build_seconds = feature_build_seconds(instance)
@@ -251,6 +258,7 @@ def child(scenario_name: str, smoke: bool, folder: Path, profile_folder: Path | 
     issue_hours = int((context.run.score.end - context.run.score.start) / timedelta(hours=1))
     output.write_text(json.dumps({"steps": timings, "total": total, "issue_hours": issue_hours,
                                   "feature_build_seconds": build_seconds, "scoring": probe, "peaks": peaks,
+                                  "subprocess_peaks": subprocess_peaks,
                                   "training_seconds": training_seconds(context.settings.models_dir),
                                   "train": [context.run.train.start.isoformat(), context.run.train.end.isoformat()],
                                   "profiles": profiler.summaries if profiler else {}}), encoding="utf-8")
@@ -390,9 +398,16 @@ def scenario_rows(name: str, figures: dict, smoke: bool) -> list[str]:
     rows.append(checked("jobs that raised this process's peak RSS, in order",
                         ", ".join(f"{job} {peak / GIB:.2f} GiB" for job, peak in figures["peaks"] if job in raised),
                         "", ""))
+    raised_by_subprocess = [job for (job, peak), (_, before) in
+                            zip(figures["subprocess_peaks"], [("", 0), *figures["subprocess_peaks"]]) if peak > before]
+    rows.append(checked("jobs whose subprocesses (dbt with its DuckDB) raised the largest subprocess peak RSS, "
+                        "in order",
+                        ", ".join(f"{job} {peak / GIB:.2f} GiB" for job, peak in figures["subprocess_peaks"]
+                                  if job in raised_by_subprocess), "", ""))
     rss_target = TARGET_PEAK_RSS_BYTES.get(name.removesuffix(" (smoke)"))
-    rows.append(checked("peak RSS of the child (largest process)", f"{figures['peak_rss_bytes'] / GIB:.2f} GiB",
-                        f"<= {rss_target / GIB:.0f} GiB" if rss_target else "",
+    target_text = f"<= {rss_target / 1e9:.0f} GB ({rss_target / GIB:.2f} GiB)" if rss_target else ""
+    rows.append(checked("peak RSS of the child (largest process, the scoring probe after the jobs included)",
+                        f"{figures['peak_rss_bytes'] / GIB:.2f} GiB", target_text,
                         verdict(figures["peak_rss_bytes"], rss_target) if rss_target else ""))
     return rows
 

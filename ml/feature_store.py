@@ -142,8 +142,8 @@ def read_window(root: Path, start: datetime, end: datetime, n_cells: int) -> pl.
 class WindowReader:
     """The feature rows of ``[start, end)``, read a few columns at a time in hour-then-cell order.
 
-    A training window read whole holds every column at once; reading the columns in groups keeps
-    one group in memory. Day files are written sorted by hour and cell, and read in day order, so
+    A training window read whole has every column in memory at once; read in groups of columns, it
+    has one group in memory. Day files are written sorted by hour and cell, and read in day order, so
     each read is in that order without a sort. ``read`` checks it against the keys read first.
     """
 

@@ -280,8 +280,8 @@ def build_training_asset(partitions_def: dg.PartitionsDefinition,
                          f"{len(reader.paths)} day files, {start.isoformat()} to {end.isoformat()}, "
                          f"targets {run_targets(run, jurisdiction)}")
 
-        # The design lives in shared memory from the start, so the training workers read it without a copy;
-        # it is read from the day files a few columns at a time, so the whole panel is never in memory.
+        # The design lives in shared memory from the start, so the training workers read it without a copy.
+        # It is filled from the day files a few columns at a time, so the whole panel is never in memory.
         with SharedArrays(enabled=ensemble_config(run).num_threads > 1) as shared:
             design = build_training_design(reader, n_cells, run.horizon_hours, np.random.default_rng(run.seed),
                                            weather_inputs=inputs, weather=weather, allocate=shared.empty)
