@@ -18,7 +18,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator
 
 from orchestration.jurisdiction import JurisdictionConfig, ServiceRequestSourceConfig, WeatherSourceConfig
-from orchestration.memory_limits import duckdb_memory_setting, memory_limit_bytes
+from orchestration.memory_limits import dbt_duckdb_limit_bytes, duckdb_memory_setting, memory_limit_bytes
 from orchestration.settings import RiskcastSettings
 from orchestration.warehouse import spatial_extension_dir
 
@@ -44,11 +44,12 @@ def cache_dir() -> Path:
 
 
 def dbt_environment(settings: RiskcastSettings, memory_limit_gb: float | None = None) -> dict[str, str]:
-    """Return the variables that point dbt at the warehouse and cap its DuckDB at the run's memory budget."""
+    """Return the variables that point dbt at the warehouse and keep its process within the run's memory budget."""
     return {
         "RISKCAST_WAREHOUSE": str(settings.warehouse_path),
         "RISKCAST_DUCKDB_EXTENSION_DIR": str(spatial_extension_dir()),
-        "RISKCAST_DUCKDB_MEMORY_LIMIT": duckdb_memory_setting(memory_limit_bytes(memory_limit_gb)),
+        "RISKCAST_DUCKDB_MEMORY_LIMIT": duckdb_memory_setting(
+            dbt_duckdb_limit_bytes(memory_limit_bytes(memory_limit_gb))),
         "DBT_LOG_PATH": str(settings.dbt_log_dir),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }

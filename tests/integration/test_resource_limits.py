@@ -22,7 +22,9 @@ from orchestration.ingest import (
     select_mapped_columns,
 )
 from orchestration.jurisdiction import JurisdictionConfig, load_jurisdiction
+from orchestration.dbt import dbt_environment
 from orchestration.memory_limits import (
+    dbt_duckdb_limit_bytes,
     GIB,
     ExtractTooLargeError,
     check_extracts_fit,
@@ -32,6 +34,7 @@ from orchestration.memory_limits import (
     physical_memory_bytes,
 )
 from orchestration.resources import RiskcastResource
+from orchestration.settings import RiskcastSettings
 from orchestration.sources.crimes import LocalCrimeSource
 from orchestration.warehouse import connect
 from tests.extracts import write_run_file, write_test_jurisdiction
@@ -98,6 +101,15 @@ def test_row_estimate_within_five_percent(extracts: Path) -> None:
 def test_default_limit_is_share_of_memory() -> None:
     assert memory_limit_bytes(None) == int(physical_memory_bytes() * 0.55)
     assert memory_limit_bytes(2.5) == int(2.5 * GIB)
+
+
+def test_dbt_duckdb_gets_the_budget_less_its_process_allowance(tmp_path: Path) -> None:
+    settings = RiskcastSettings(home=tmp_path, jurisdiction="chicago")
+
+    assert dbt_duckdb_limit_bytes(3 * GIB) == 2 * GIB
+    assert dbt_duckdb_limit_bytes(int(1.5 * GIB)) == int(0.75 * GIB)
+    assert dbt_environment(settings, 3)["RISKCAST_DUCKDB_MEMORY_LIMIT"] == "2048MiB"
+    assert dbt_environment(settings, 12)["RISKCAST_DUCKDB_MEMORY_LIMIT"] == "11264MiB"
 
 
 def test_size_check_passes_under_limit(extracts: Path) -> None:
