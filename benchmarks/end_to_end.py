@@ -29,7 +29,9 @@ Last come peak resident set sizes: of the child's own process after each job, of
 subprocess it had waited for by then (dbt, which runs the warehouse's DuckDB queries; the training
 workers are children of a fork server that outlives the jobs, so they are not counted), and of the
 whole child. That last figure is ``ru_maxrss`` from
-``wait4``: the largest of the child and the processes it waited for, not their sum. Each figure with a target gets PASS
+``wait4``: the largest of the child and the processes it waited for, not their sum. A subprocess
+started by fork (git, for a manifest's code version) is charged the child's resident size at that
+moment, so a subprocess figure at or below the child's own peak may be the child's. Each figure with a target gets PASS
 or MISS. ``--smoke`` replaces the scenarios with a synthetic 8 x 8 grid over three months and a
 2-net ensemble, so the whole chain runs in a few minutes (its figures are not comparable with the
 targets). ``--profile FOLDER`` runs each job under pyinstrument (cProfile when pyinstrument is not
