@@ -8,8 +8,8 @@ shared-memory file (``/dev/shm/riskcast-...``, the place ``multiprocessing.share
 Linux), and records its address. ``MemberTrainer.share`` looks the address up with
 ``shared_name`` and hands the workers the file's name instead of copying.
 
-The block is created with ``multiprocessing.shared_memory`` (so its resource tracker knows it, as it
-knows the trainer's own blocks), mapped with ``numpy.memmap`` and unlinked when the
+The block is created with ``multiprocessing.shared_memory`` (so its resource tracker registers it, as it
+registers the trainer's own blocks), mapped with ``numpy.memmap`` and unlinked when the
 ``SharedArrays`` context ends. An unlinked file's pages are freed once the last mapping of it is
 gone, so an array that is still referenced then (for example from a traceback) stays valid, and
 nothing is left in /dev/shm.

@@ -36,7 +36,7 @@ GIB = 1024**3
 INGEST_BASE_BYTES = 800 * 1024**2
 INGEST_BYTES_PER_CSV_BYTE = 8.0
 
-# What dbt's process holds beside DuckDB's buffer memory (dbt_duckdb_limit_bytes).
+# Memory that dbt's process uses beside DuckDB's buffer memory (dbt_duckdb_limit_bytes).
 DBT_PROCESS_ALLOWANCE_BYTES = GIB
 
 # Rows sampled from the head of a file to estimate its row count from its size.
@@ -162,10 +162,10 @@ def check_extracts_fit(files: list[Path], limit_bytes: int) -> list[ExtractSize]
 
 
 def dbt_duckdb_limit_bytes(budget_bytes: int) -> int:
-    """Return DuckDB's ``memory_limit`` inside dbt's process: the budget less what that process holds outside it.
+    """Return DuckDB's ``memory_limit`` inside dbt's process: the budget less what that process uses outside it.
 
-    dbt's process holds dbt and its Python, and DuckDB allocates some memory outside its buffer
-    manager. Building ``int_incidents__located`` for four Chicago city-years, the process peaked
+    dbt's process contains dbt and its Python interpreter, and DuckDB allocates some memory
+    outside its buffer manager. Building ``int_incidents__located`` for four Chicago city-years, the process peaked
     0.7 to 0.9 GiB above DuckDB's limit (2.55 GiB under a 2 GiB limit, 3.90 GiB under 3 GiB).
     So DuckDB gets the budget less ``DBT_PROCESS_ALLOWANCE_BYTES``, and at least half the budget.
     """

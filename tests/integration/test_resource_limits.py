@@ -103,7 +103,7 @@ def test_default_limit_is_share_of_memory() -> None:
     assert memory_limit_bytes(2.5) == int(2.5 * GIB)
 
 
-def test_dbt_duckdb_gets_the_budget_less_its_process_allowance(tmp_path: Path) -> None:
+def test_dbt_duckdb_limit_leaves_allowance(tmp_path: Path) -> None:
     settings = RiskcastSettings(home=tmp_path, jurisdiction="chicago")
 
     assert dbt_duckdb_limit_bytes(3 * GIB) == 2 * GIB

@@ -539,7 +539,7 @@ def test_compstat_and_naive_beat_random_on_stable_hotspots() -> None:
 
 
 @pytest.mark.parametrize("period", ["hour_of_week", "day_of_week"])
-def test_compstat_streaming_fit_equals_the_mean_over_a_copied_window(period: str) -> None:
+def test_compstat_streaming_fit_equals_copy(period: str) -> None:
     """The streamed fit gives the same means as adding a period column to a copy of the window and averaging."""
     hours = pl.datetime_range(datetime(2014, 1, 1, tzinfo=timezone.utc), datetime(2017, 12, 1, tzinfo=timezone.utc),
                               "1h", eager=True, time_zone="UTC")

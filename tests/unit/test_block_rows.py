@@ -169,7 +169,7 @@ def whole_matrix_scaling(X_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
 
 
 @pytest.mark.parametrize("n_rows, n_columns", [(20_000, 114), (9, 5)])
-def test_scaling_fitted_in_column_blocks_equals_the_whole_matrix_formula(n_rows: int, n_columns: int) -> None:
+def test_block_scaling_equals_whole_matrix(n_rows: int, n_columns: int) -> None:
     rng = np.random.default_rng(3)
     X = (rng.standard_normal((n_rows, n_columns)) * rng.uniform(0.1, 1000, n_columns)
          + rng.uniform(-1e4, 1e4, n_columns)).astype(np.float32)

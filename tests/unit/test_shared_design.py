@@ -56,7 +56,7 @@ def test_reader_returns_the_sorted_window(feature_root: Path) -> None:
     assert reader.read(names).equals(whole.select(names))
 
 
-def test_design_from_the_reader_equals_the_design_from_the_frame(feature_root: Path) -> None:
+def test_reader_design_equals_frame_design(feature_root: Path) -> None:
     whole = read_window(feature_root, START, END, len(CELLS))
     reader = open_window(feature_root, START, END, len(CELLS))
     assert len(state_columns(reader.columns)) > 2 * STATE_COLUMN_GROUP
@@ -81,7 +81,7 @@ def test_reader_refuses_unsorted_day_files(feature_root: Path) -> None:
 
 
 @needs_shm
-def test_shared_array_lives_in_dev_shm_until_the_context_ends() -> None:
+def test_shared_array_unlinked_at_exit() -> None:
     with SharedArrays() as shared:
         array = shared.empty((1000, 7), np.float32)
         array[...] = np.arange(7000, dtype=np.float32).reshape(1000, 7)
@@ -112,7 +112,7 @@ def test_disabled_or_full_shared_memory_allocates_in_process(monkeypatch: pytest
 
 
 @needs_shm
-def test_trainer_passes_a_shared_array_by_name_without_a_copy() -> None:
+def test_trainer_shares_without_copy() -> None:
     with SharedArrays() as shared:
         array = shared.empty((50, 4), np.float32)
         array[...] = 1.5
@@ -125,7 +125,7 @@ def test_trainer_passes_a_shared_array_by_name_without_a_copy() -> None:
 
 
 @needs_shm
-def test_ensemble_on_a_shared_design_equals_the_ensemble_on_a_copy(feature_root: Path) -> None:
+def test_shared_design_ensemble_equals_copy(feature_root: Path) -> None:
     reader = open_window(feature_root, START, END, len(CELLS))
     config = EnsembleConfig(n_nets=3, lgbm_members=1, epochs=2, hidden_sizes=(8,), lgbm_n_estimators=10,
                             negative_ratio=5.0, validation_weeks=1, validation_fraction=0.3, num_threads=2,
