@@ -70,14 +70,16 @@ points as (
     where location_problem is null or coordinates_swapped
 ),
 
+-- The smallest cell_id of the cells a point touches, with min(): a row_number() window here kept each
+-- matched cell's polygon beside its row (3.8 GiB on four Chicago city-years, 0.2 GiB with min()).
 assigned as (
-    select points.incident_id, cells.cell_id
+    select points.incident_id, min(cells.cell_id) as cell_id
     from points
     join {{ ref('stg_cells') }} as cells
         -- ST_Intersects, not ST_Contains, because ST_Contains is false for a point on the polygon's
         -- boundary, so a point on a shared edge or corner would land in no cell.
         on ST_Intersects(cells.geom, points.point)
-    qualify row_number() over (partition by points.incident_id order by cells.cell_id) = 1
+    group by points.incident_id
 ),
 
 placed as (

@@ -22,16 +22,16 @@ points as (
     where problem is null
 ),
 
+-- The smallest cell_id of the cells a point touches, with min() rather than a row_number() window,
+-- which kept each matched cell's polygon beside its row (see int_incidents__located).
 assigned as (
-    select points.request_type, points.request_id, cells.cell_id
+    select points.request_type, points.request_id, min(cells.cell_id) as cell_id
     from points
     join {{ ref('stg_cells') }} as cells
         -- ST_Intersects, not ST_Contains, because ST_Contains is false for a point on the polygon's
         -- boundary, so a point on a shared edge or corner would land in no cell.
         on ST_Intersects(cells.geom, points.point)
-    qualify row_number() over (
-        partition by points.request_type, points.request_id order by cells.cell_id
-    ) = 1
+    group by points.request_type, points.request_id
 )
 
 select
