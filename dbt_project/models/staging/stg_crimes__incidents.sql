@@ -60,6 +60,24 @@ latest as (
         order by updated_at_parsed desc nulls last, source_file desc, source_row desc
     ) = 1
 )
+{%- if var('crime_time_basis') != 'utc' %},
+
+-- The ICU time-zone conversion is the costly step, so it runs once per distinct local hour and
+-- joins back. local_hour_utc_shifts documents the guard that keeps the result equal to local_to_utc.
+local_hours as (
+    select date_trunc('hour', occurred_at_parsed) as local_hour
+    from latest
+    where occurred_at_parsed is not null
+    union
+    select date_trunc('hour', updated_at_parsed) as local_hour
+    from latest
+    where updated_at_parsed is not null
+),
+
+hour_shifts as (
+    {{ local_hour_utc_shifts('local_hours') }}
+)
+{%- endif %}
 
 select
     incident_id,
@@ -72,10 +90,10 @@ select
     updated_at_parsed as updated_at_utc,
 {%- else %}
     occurred_at_parsed as occurred_at_local,
-    {{ local_to_utc('occurred_at_parsed') }} as occurred_at_utc,
-    {{ is_ambiguous_local('occurred_at_parsed') }} as ts_ambiguous,
-    {{ is_nonexistent_local('occurred_at_parsed') }} as ts_nonexistent,
-    {{ local_to_utc('updated_at_parsed') }} as updated_at_utc,
+    {{ local_to_utc_by_hour('occurred_at_parsed', 'occurred_hour') }} as occurred_at_utc,
+    {{ is_ambiguous_local_by_hour('occurred_at_parsed', 'occurred_hour') }} as ts_ambiguous,
+    {{ is_nonexistent_local_by_hour('occurred_at_parsed', 'occurred_hour') }} as ts_nonexistent,
+    {{ local_to_utc_by_hour('updated_at_parsed', 'updated_hour') }} as updated_at_utc,
 {%- endif %}
     iucr,
     primary_type,
@@ -91,3 +109,9 @@ select
     source_file,
     source_row
 from latest
+{%- if var('crime_time_basis') != 'utc' %}
+left join hour_shifts as occurred_hour
+    on occurred_hour.local_hour = date_trunc('hour', latest.occurred_at_parsed)
+left join hour_shifts as updated_hour
+    on updated_hour.local_hour = date_trunc('hour', latest.updated_at_parsed)
+{%- endif %}
