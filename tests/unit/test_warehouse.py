@@ -216,3 +216,11 @@ def test_dagster_dbt_still_reads_cli_version() -> None:
     # The override in LocalDbtCliResource only saves time while DbtCliResource.cli reads this member.
     assert "self._cli_version" in inspect.getsource(DbtCliResource.cli)
     assert isinstance(dbt_resource(), DbtCliResource)
+
+
+def test_no_dbt_adapter_in_dagster_process() -> None:
+    # dagster-dbt builds its in-process adapter through this method, and only column-metadata and
+    # row-count fetches read it.
+    source = inspect.getsource(DbtCliResource.cli)
+    assert "self._initialize_dbt_core_adapter(" in source
+    assert dbt_resource()._initialize_dbt_core_adapter(["build"]) is None

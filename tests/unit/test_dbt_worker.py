@@ -1,0 +1,103 @@
+"""The warm dbt worker and the ``riskcast-dbt`` command that hands it one invocation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from orchestration.dbt import DBT_PROJECT_DIR
+from orchestration.dbt_client import WORKER_VARIABLE
+from orchestration.dbt_worker import UNUSED, WarmDbtWorker, dbt_exit_code
+
+CLIENT = Path(sys.executable).with_name("riskcast-dbt")
+DBT = Path(sys.executable).with_name("dbt")
+
+pytestmark = pytest.mark.skipif(not CLIENT.is_file(), reason="riskcast-dbt is not installed; run pip install -e .")
+
+
+def run_client(arguments: list[str], worker: WarmDbtWorker | None, folder: Path) -> subprocess.CompletedProcess:
+    environment = {key: value for key, value in os.environ.items() if key != WORKER_VARIABLE}
+    environment["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    if worker is not None:
+        environment.update(worker.environment())
+    return subprocess.run([str(CLIENT), *arguments], env=environment, cwd=folder, capture_output=True,
+                          text=True, timeout=300)
+
+
+def log_pids(output: str) -> set[int]:
+    """The process ids in dbt's JSON log lines."""
+    pids = set()
+    for line in output.splitlines():
+        if line.startswith("{"):
+            pids.add(json.loads(line)["info"]["pid"])
+    return pids
+
+
+def parse_arguments(target: Path) -> list[str]:
+    return ["--log-format", "json", "parse", "--project-dir", str(DBT_PROJECT_DIR),
+            "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target)]
+
+
+def test_worker_runs_the_invocation(tmp_path: Path) -> None:
+    worker = WarmDbtWorker.start()
+    try:
+        served = run_client(parse_arguments(tmp_path / "target"), worker, tmp_path)
+    finally:
+        code = worker.stop()
+
+    assert served.returncode == 0, served.stdout[-2000:]
+    assert log_pids(served.stdout) == {worker.process.pid}
+    assert (tmp_path / "target" / "manifest.json").is_file()
+    assert code == 0
+    assert not worker.folder.exists()
+
+
+def test_second_invocation_runs_dbt_itself(tmp_path: Path) -> None:
+    worker = WarmDbtWorker.start()
+    try:
+        first = run_client(["--help"], worker, tmp_path)
+        second = run_client(parse_arguments(tmp_path / "target"), worker, tmp_path)
+    finally:
+        worker.stop()
+
+    assert first.returncode == 0
+    assert "Specify one of these sub-commands" in first.stdout
+    assert second.returncode == 0, second.stdout[-2000:]
+    pids = log_pids(second.stdout)
+    assert len(pids) == 1
+    assert worker.process.pid not in pids
+
+
+def test_exit_code_matches_dbt(tmp_path: Path) -> None:
+    arguments = ["run", "--project-dir", str(tmp_path / "missing"), "--profiles-dir", str(DBT_PROJECT_DIR)]
+    plain = subprocess.run([str(DBT), *arguments], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"})
+    worker = WarmDbtWorker.start()
+    try:
+        served = run_client(arguments, worker, tmp_path)
+    finally:
+        code = worker.stop()
+
+    assert plain.returncode == 2
+    assert served.returncode == plain.returncode
+    assert code == plain.returncode
+
+
+def test_unused_worker_is_stopped() -> None:
+    worker = WarmDbtWorker.start()
+    code = worker.stop()
+
+    assert code in (UNUSED, -15)
+    assert worker.process.poll() is not None
+    assert not worker.folder.exists()
+
+
+def test_exit_codes_follow_dbt() -> None:
+    assert dbt_exit_code(True, None) == 0
+    assert dbt_exit_code(False, None) == 1
+    assert dbt_exit_code(False, RuntimeError("profile not found")) == 2
