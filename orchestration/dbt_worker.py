@@ -37,6 +37,7 @@ PARENT_CHECK_SECONDS = 1.0
 # Exit codes of the worker itself: dbt's own code after an invocation, or these.
 UNUSED = 3
 BAD_REQUEST = 4
+CLIENT_GONE = 5
 
 # Seconds the teardown waits for a worker that is still running dbt before it stops it.
 STOP_SECONDS = 10.0
@@ -131,7 +132,15 @@ def serve(path: str, listener: socket.socket, parent: int) -> int:
                   f"that sent it runs dbt itself", file=sys.stderr)
             return BAD_REQUEST
         request, descriptor = received
-        connection.sendall(NUMBER.pack(os.getpid()))
+        try:
+            connection.sendall(NUMBER.pack(os.getpid()))
+        except OSError as error:
+            # The client sent its request and then ended, for example on an interrupt while
+            # this worker was still importing dbt, so no process reads dbt's output.
+            print(f"riskcast dbt worker {os.getpid()}: the riskcast-dbt command that sent the request on {path} "
+                  f"has exited ({error}), so dbt does not run", file=sys.stderr)
+            os.close(descriptor)
+            return CLIENT_GONE
         adopt(request, descriptor)
         code = run_dbt(request["arguments"])
         connection.sendall(NUMBER.pack(code))
@@ -175,8 +184,8 @@ class WarmDbtWorker:
     def stop(self) -> int | None:
         """Wait for the worker to end, and stop it first when it has served nothing.
 
-        Returns the worker's exit code: dbt's code when it served an invocation, ``UNUSED`` or a
-        negative signal number when it did not.
+        Returns the worker's exit code: dbt's code when it served an invocation, otherwise
+        ``UNUSED``, ``BAD_REQUEST``, ``CLIENT_GONE`` or a negative signal number.
         """
         if self.process.poll() is None and Path(self.socket_path).exists():
             self.process.terminate()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from orchestration.dbt import DBT_PROJECT_DIR
-from orchestration.dbt_client import WORKER_VARIABLE
-from orchestration.dbt_worker import UNUSED, WarmDbtWorker, dbt_exit_code
+from orchestration.dbt_client import LENGTH, WORKER_VARIABLE
+from orchestration.dbt_worker import CLIENT_GONE, UNUSED, WarmDbtWorker, dbt_exit_code
 
 CLIENT = Path(sys.executable).with_name("riskcast-dbt")
 DBT = Path(sys.executable).with_name("dbt")
@@ -135,3 +136,21 @@ def test_orphaned_worker_exits_by_itself(tmp_path: Path) -> None:
     assert parent.returncode == 0
     assert not running
     assert not Path(folder).exists()
+
+
+def test_worker_skips_departed_client(tmp_path: Path) -> None:
+    # A client interrupted while the worker imports dbt has sent its whole request and closed its
+    # socket before the worker replies with its pid.
+    payload = json.dumps({"arguments": ["--help"], "environment": {}, "folder": str(tmp_path)}).encode("utf-8")
+    worker = WarmDbtWorker.start()
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client, (tmp_path / "out").open("w") as output:
+            client.connect(worker.socket_path)
+            socket.send_fds(client, [LENGTH.pack(len(payload))], [output.fileno()])
+            client.sendall(payload)
+        code = worker.process.wait(timeout=120)
+    finally:
+        worker.stop()
+
+    assert code == CLIENT_GONE
+    assert (tmp_path / "out").read_text(encoding="utf-8") == ""
