@@ -11,7 +11,7 @@ counted and limited as before, and an interrupt still stops it.
 
 The worker serves one invocation and exits. It also exits when its parent process ends, or when the
 resource's teardown finds it unused. ``WarmDbtWorker.start`` runs it as
-``python -m orchestration.dbt_worker SOCKET_PATH LISTENING_DESCRIPTOR``.
+``python -m orchestration.dbt_worker SOCKET_PATH LISTENING_DESCRIPTOR PARENT_PID``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ PARENT_CHECK_SECONDS = 1.0
 # Exit codes of the worker itself: dbt's own code after an invocation, or these.
 UNUSED = 3
 BAD_REQUEST = 4
+CLIENT_GONE = 5
 
 # Seconds the teardown waits for a worker that is still running dbt before it stops it.
 STOP_SECONDS = 10.0
@@ -100,16 +101,28 @@ def run_dbt(arguments: list[str]) -> int:
     return dbt_exit_code(result.success, result.exception)
 
 
-def serve(path: str, listener: socket.socket) -> int:
-    """Import dbt, wait for one client on ``listener`` (bound at ``path``), run its command and return the exit code."""
-    parent = os.getppid()
+def remove_empty_folder(folder: Path) -> None:
+    """Remove the socket's empty folder, which no teardown removes once the parent has ended."""
+    try:
+        folder.rmdir()
+    except OSError as error:
+        print(f"riskcast dbt worker {os.getpid()}: failed to remove {folder}: {error}. Remove it by hand.", file=sys.stderr)
 
+
+def serve(path: str, listener: socket.socket, parent: int) -> int:
+    """Import dbt, wait for one client on ``listener`` (bound at ``path``), run its command and return the exit code.
+
+    ``parent`` is the pid of the process that started the worker. It comes from that process
+    because a parent that ends before this process starts leaves ``os.getppid()`` at the new
+    parent (init or a subreaper), which never changes again.
+    """
     import dbt.cli.main  # noqa: F401  (the import this worker exists to do early)
 
     connection = wait_for_client(listener, parent)
     listener.close()
     os.unlink(path)
     if connection is None:
+        remove_empty_folder(Path(path).parent)
         return UNUSED
 
     with connection:
@@ -119,7 +132,15 @@ def serve(path: str, listener: socket.socket) -> int:
                   f"that sent it runs dbt itself", file=sys.stderr)
             return BAD_REQUEST
         request, descriptor = received
-        connection.sendall(NUMBER.pack(os.getpid()))
+        try:
+            connection.sendall(NUMBER.pack(os.getpid()))
+        except OSError as error:
+            # The client sent its request and then ended, for example on an interrupt while
+            # this worker was still importing dbt, so no process reads dbt's output.
+            print(f"riskcast dbt worker {os.getpid()}: the riskcast-dbt command that sent the request on {path} "
+                  f"has exited ({error}), so dbt does not run", file=sys.stderr)
+            os.close(descriptor)
+            return CLIENT_GONE
         adopt(request, descriptor)
         code = run_dbt(request["arguments"])
         connection.sendall(NUMBER.pack(code))
@@ -150,7 +171,8 @@ class WarmDbtWorker:
             listener.bind(str(path))
             listener.listen(1)
             process = subprocess.Popen(
-                [sys.executable, "-m", "orchestration.dbt_worker", str(path), str(listener.fileno())],
+                [sys.executable, "-m", "orchestration.dbt_worker", str(path), str(listener.fileno()),
+                 str(os.getpid())],
                 stdin=subprocess.DEVNULL, pass_fds=(listener.fileno(),),
                 cwd=str(Path(__file__).resolve().parents[1]))
         return cls(process=process, folder=folder)
@@ -162,8 +184,8 @@ class WarmDbtWorker:
     def stop(self) -> int | None:
         """Wait for the worker to end, and stop it first when it has served nothing.
 
-        Returns the worker's exit code: dbt's code when it served an invocation, ``UNUSED`` or a
-        negative signal number when it did not.
+        Returns the worker's exit code: dbt's code when it served an invocation, otherwise
+        ``UNUSED``, ``BAD_REQUEST``, ``CLIENT_GONE`` or a negative signal number.
         """
         if self.process.poll() is None and Path(self.socket_path).exists():
             self.process.terminate()
@@ -179,10 +201,10 @@ class WarmDbtWorker:
 
 
 def main() -> None:
-    if len(sys.argv) != 3 or not sys.argv[2].isdigit():
-        raise SystemExit("usage: python -m orchestration.dbt_worker SOCKET_PATH LISTENING_DESCRIPTOR "
-                         "(WarmDbtWorker.start passes both)")
-    sys.exit(serve(sys.argv[1], socket.socket(fileno=int(sys.argv[2]))))
+    if len(sys.argv) != 4 or not sys.argv[2].isdigit() or not sys.argv[3].isdigit():
+        raise SystemExit("usage: python -m orchestration.dbt_worker SOCKET_PATH LISTENING_DESCRIPTOR PARENT_PID "
+                         "(WarmDbtWorker.start passes all three)")
+    sys.exit(serve(sys.argv[1], socket.socket(fileno=int(sys.argv[2])), int(sys.argv[3])))
 
 
 if __name__ == "__main__":

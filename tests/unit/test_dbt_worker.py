@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from orchestration.dbt import DBT_PROJECT_DIR
-from orchestration.dbt_client import WORKER_VARIABLE
-from orchestration.dbt_worker import UNUSED, WarmDbtWorker, dbt_exit_code
+from orchestration.dbt_client import LENGTH, WORKER_VARIABLE
+from orchestration.dbt_worker import CLIENT_GONE, UNUSED, WarmDbtWorker, dbt_exit_code
 
 CLIENT = Path(sys.executable).with_name("riskcast-dbt")
 DBT = Path(sys.executable).with_name("dbt")
@@ -36,6 +39,15 @@ def log_pids(output: str) -> set[int]:
         if line.startswith("{"):
             pids.add(json.loads(line)["info"]["pid"])
     return pids
+
+
+def worker_is_running(pid: int) -> bool:
+    """Whether the process exists and is not a zombie that no process has reaped yet."""
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return False
+    return status.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def parse_arguments(target: Path) -> list[str]:
@@ -101,3 +113,44 @@ def test_exit_codes_follow_dbt() -> None:
     assert dbt_exit_code(True, None) == 0
     assert dbt_exit_code(False, None) == 1
     assert dbt_exit_code(False, RuntimeError("profile not found")) == 2
+
+
+def test_orphaned_worker_exits_by_itself(tmp_path: Path) -> None:
+    # The parent ends at once, before the worker's Python has started, so the worker is an orphan
+    # from its first instruction. The parent's output goes to a file, because the worker inherits it.
+    output = tmp_path / "parent.out"
+    starter = "from orchestration.dbt_worker import WarmDbtWorker; worker = WarmDbtWorker.start(); " \
+              "print(worker.process.pid, worker.folder, flush=True)"
+    with output.open("w", encoding="utf-8") as stdout:
+        parent = subprocess.run([sys.executable, "-c", starter], cwd=Path(__file__).resolve().parents[2],
+                                stdout=stdout, stderr=subprocess.DEVNULL, timeout=60)
+    pid, folder = output.read_text(encoding="utf-8").split()
+
+    deadline = time.monotonic() + 30
+    while worker_is_running(int(pid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    running = worker_is_running(int(pid))
+    if running:
+        os.kill(int(pid), signal.SIGKILL)
+
+    assert parent.returncode == 0
+    assert not running
+    assert not Path(folder).exists()
+
+
+def test_worker_skips_departed_client(tmp_path: Path) -> None:
+    # A client interrupted while the worker imports dbt has sent its whole request and closed its
+    # socket before the worker replies with its pid.
+    payload = json.dumps({"arguments": ["--help"], "environment": {}, "folder": str(tmp_path)}).encode("utf-8")
+    worker = WarmDbtWorker.start()
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client, (tmp_path / "out").open("w") as output:
+            client.connect(worker.socket_path)
+            socket.send_fds(client, [LENGTH.pack(len(payload))], [output.fileno()])
+            client.sendall(payload)
+        code = worker.process.wait(timeout=120)
+    finally:
+        worker.stop()
+
+    assert code == CLIENT_GONE
+    assert (tmp_path / "out").read_text(encoding="utf-8") == ""
