@@ -106,7 +106,8 @@ def remove_empty_folder(folder: Path) -> None:
     try:
         folder.rmdir()
     except OSError as error:
-        print(f"riskcast dbt worker {os.getpid()}: failed to remove {folder}: {error}. Remove it by hand.", file=sys.stderr)
+        print(f"riskcast dbt worker {os.getpid()}: failed to remove {folder}: {error}. Remove it by hand.",
+              file=sys.stderr)
 
 
 def serve(path: str, listener: socket.socket, parent: int) -> int:
