@@ -102,7 +102,7 @@ def run_dbt(arguments: list[str]) -> int:
 
 
 def remove_empty_folder(folder: Path) -> None:
-    """Remove the socket's empty folder, which no teardown removes once the parent has ended."""
+    """Remove the socket's folder, empty once the socket is gone, so a parent that dies leaves nothing."""
     try:
         folder.rmdir()
     except OSError as error:
@@ -122,8 +122,8 @@ def serve(path: str, listener: socket.socket, parent: int) -> int:
     connection = wait_for_client(listener, parent)
     listener.close()
     os.unlink(path)
+    remove_empty_folder(Path(path).parent)
     if connection is None:
-        remove_empty_folder(Path(path).parent)
         return UNUSED
 
     with connection:

@@ -59,6 +59,8 @@ def test_worker_runs_the_invocation(tmp_path: Path) -> None:
     worker = WarmDbtWorker.start()
     try:
         served = run_client(parse_arguments(tmp_path / "target"), worker, tmp_path)
+        # The worker removes its socket's folder once it has a client, even if no teardown follows.
+        assert not worker.folder.exists()
     finally:
         code = worker.stop()
 
