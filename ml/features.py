@@ -22,6 +22,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 import holidays
+# The first country lookup imports every country module of ``holidays`` (0.06 to 0.2 s on a
+# 2-core VM, holidays 0.109). Importing them here keeps that one-off cost out of the first
+# feature build of a process.
+import holidays.countries  # noqa: F401
 import numpy as np
 import polars as pl
 from scipy import sparse
@@ -214,13 +218,17 @@ def hours_since_last(array: np.ndarray, first_output: int, cap: int) -> np.ndarr
 
 def neighbour_matrix(neighbours: pl.DataFrame, cells: list[str]) -> tuple[sparse.csr_matrix, np.ndarray]:
     """Row-normalised adjacency (each row averages a cell's neighbours) and each cell's neighbour count."""
-    position = {cell: index for index, cell in enumerate(cells)}
-    pairs = [(position[a], position[b]) for a, b in neighbours.select("cell_id", "neighbour_id").iter_rows()
-             if a in position and b in position and a != b]
+    cell_index = pl.DataFrame({"cell_id": cells, "row": np.arange(len(cells), dtype=np.int64)})
+    pairs = (
+        neighbours.select("cell_id", "neighbour_id")
+        .filter(pl.col("cell_id") != pl.col("neighbour_id"))
+        .join(cell_index, on="cell_id", how="inner")
+        .join(cell_index.rename({"cell_id": "neighbour_id", "row": "column"}), on="neighbour_id", how="inner")
+    )
     n_cells = len(cells)
-    if not pairs:
+    if pairs.height == 0:
         return sparse.csr_matrix((n_cells, n_cells), dtype=np.float32), np.zeros(n_cells, dtype=np.int16)
-    rows, columns = np.array(pairs, dtype=np.int64).T
+    rows, columns = pairs["row"].to_numpy(), pairs["column"].to_numpy()
     adjacency = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, columns)),
                                   shape=(n_cells, n_cells))
     adjacency.data[:] = 1.0
@@ -230,14 +238,16 @@ def neighbour_matrix(neighbours: pl.DataFrame, cells: list[str]) -> tuple[sparse
 
 
 def transpose(array: np.ndarray, block: int = 64) -> np.ndarray:
-    """Copy a 2-D array into its C-ordered transpose, a band of ``block`` columns at a time.
+    """Copy a 2-D array into its C-ordered transpose, a band of ``block`` source rows at a time.
 
-    A band keeps the strided reads within the CPU cache, where ``np.ascontiguousarray(array.T)``
-    walks the whole source array for every output row.
+    Each output row then receives ``block`` contiguous values per band, and the band's source
+    rows stay in the CPU cache, where ``np.ascontiguousarray(array.T)`` walks the whole source
+    array for every output row. On a 2-core AMD EPYC VM (numpy 2.4), bands of source rows were
+    1.3 to 3 times faster than bands of source columns for 801 cells and 744 to 1,417 hours.
     """
     result = np.empty((array.shape[1], array.shape[0]), dtype=array.dtype)
-    for first in range(0, array.shape[1], block):
-        result[first:first + block] = array[:, first:first + block].T
+    for first in range(0, array.shape[0], block):
+        result[:, first:first + block] = array[first:first + block].T
     return result
 
 

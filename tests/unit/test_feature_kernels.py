@@ -161,6 +161,32 @@ def test_neighbour_means_match_product_per_window() -> None:
     assert means[28].max() > 0
 
 
+def test_neighbour_matrix_skips_invalid_pairs() -> None:
+    """Self pairs, ids outside ``cells`` and null ids are dropped, and a repeated pair counts once."""
+    pairs = pl.DataFrame({
+        "cell_id": ["A", "A", "B", "B", "C", "A", "X", None, "C"],
+        "neighbour_id": ["B", "C", "A", "B", "A", "B", "A", "C", None],
+    })
+
+    weights, degree = neighbour_matrix(pairs, ["A", "B", "C", "D"])
+
+    expected = np.array([[0, 0.5, 0.5, 0], [1, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]], dtype=np.float32)
+    assert weights.dtype == np.float32
+    np.testing.assert_array_equal(weights.toarray(), expected)
+    assert degree.dtype == np.int16
+    assert degree.tolist() == [2, 1, 1, 0]
+
+
+def test_neighbour_matrix_without_pairs() -> None:
+    empty = pl.DataFrame(schema={"cell_id": pl.String, "neighbour_id": pl.String})
+
+    weights, degree = neighbour_matrix(empty, ["A", "B"])
+
+    assert weights.shape == (2, 2)
+    assert weights.nnz == 0
+    assert degree.tolist() == [0, 0]
+
+
 @pytest.mark.parametrize(("shape", "block"), [((7, 130), 64), ((130, 7), 64), ((5, 5), 2)])
 def test_transpose_copies_in_bands(shape: tuple[int, int], block: int) -> None:
     array = np.arange(shape[0] * shape[1], dtype=np.int32).reshape(shape)
