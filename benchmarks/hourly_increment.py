@@ -3,10 +3,11 @@
 The city is the synthetic demo on a 28 x 28 grid (784 cells, about Chicago's 801 tracts) with
 crimes, 311 requests and weather from 2023-01-01 to 2023-05-31. The script builds the warehouse,
 the features of the training window and one small ensemble per target (10 nets, 3 epochs), because
-training is not what is measured. Then it runs ``hourly_increment_job`` for the partitions 2023-04-04-00:00 and
-2023-04-04-01:00 on a persistent Dagster instance, in process, as the hourly schedule's run
-would. The second run is the one a live deployment repeats every hour; the first pays Python's
-imports and the models' first load.
+training is not what is measured. Then it runs ``hourly_increment_job`` for the six partitions
+2023-04-04-00:00 to 2023-04-04-05:00 on a persistent Dagster instance, in process, as the hourly
+schedule's run would. The first run pays Python's imports and the models' first load. The later
+runs are the ones a live deployment repeats every hour, and their median is checked against the
+target, because single runs on two shared cores vary by a second or more.
 
 For each run it prints the wall time and the time of every step from Dagster's step statistics.
 It also prints dbt's own elapsed time with the summed times of its models and tests
@@ -25,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,7 +47,7 @@ from orchestration.settings import RiskcastSettings  # noqa: E402
 
 TARGET_SECONDS = 10.0
 TRAIN_FEATURES = ("2023-02-04-00:00", "2023-04-03-23:00")
-INCREMENTS = ("2023-04-04-00:00", "2023-04-04-01:00")
+INCREMENTS = tuple(f"2023-04-04-{hour:02d}:00" for hour in range(6))
 
 
 def step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
@@ -113,22 +115,24 @@ def report(runs: list[dict]) -> str:
         f"- Commit: {commit()}; machine: {os.cpu_count()} cores, {memory_gb:.0f} GB RAM, "
         f"Python {platform.python_version()}; load average {load:.1f} after the runs",
         f"- Input: synthetic demo, {GRID} x {GRID} grid ({GRID * GRID} cells), 2023-01-01 to 2023-05-31; "
-        f"`hourly_increment_job` in process on a persistent instance, partitions {INCREMENTS[0]} and {INCREMENTS[1]}",
+        f"`hourly_increment_job` in process on a persistent instance, partitions {INCREMENTS[0]} to {INCREMENTS[-1]}",
         "",
-        "| partition | wall time | target | outcome | slowest steps | dbt: elapsed, nodes, models, tests | "
-        "Dagster overhead |",
-        "|---|---|---|---|---|---|---|",
+        "| partition | wall time | slowest steps | dbt: elapsed, nodes, models, tests | Dagster overhead |",
+        "|---|---|---|---|---|",
     ]
     for run in runs:
         steps = sorted(run["steps"].items(), key=lambda item: -item[1])
         overhead = run["wall"] - sum(seconds for _, seconds in steps)
         slowest = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in steps[:4])
-        outcome = "PASS" if run["wall"] <= TARGET_SECONDS else "MISS"
         dbt = run["dbt"]
         dbt_text = (f"{dbt['elapsed']:.1f} s, {dbt['nodes']}, {dbt['model']:.1f} s, {dbt['test']:.1f} s")
-        lines.append(f"| {run['partition']} | {run['wall']:.1f} s | <= {TARGET_SECONDS:.0f} s | {outcome} | "
-                     f"{slowest} | {dbt_text} | {overhead:.1f} s |")
+        lines.append(f"| {run['partition']} | {run['wall']:.1f} s | {slowest} | {dbt_text} | {overhead:.1f} s |")
+    repeated = statistics.median(run["wall"] for run in runs[1:])
+    outcome = "PASS" if repeated <= TARGET_SECONDS else "MISS"
     lines += [
+        "",
+        f"Median wall time of the runs after the first: {repeated:.1f} s, against <= {TARGET_SECONDS:.0f} s: "
+        f"{outcome}.",
         "",
         f"The runs above execute in this process, as `riskcast` commands do. A run that the Dagster daemon "
         f"launches starts a new process, which imports the code location and builds the definitions before "
