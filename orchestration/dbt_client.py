@@ -9,7 +9,7 @@ passes its arguments, environment, working folder and its own stdout, and exits 
 code. The worker writes dbt's log lines straight into that stdout, so dagster-dbt reads the same
 stream as from ``dbt`` itself.
 
-Without a worker (no variable, or nobody listening), it replaces itself with the real ``dbt``
+Without a worker (no variable, or no worker listening on the socket), it replaces itself with the real ``dbt``
 (``RISKCAST_DBT_EXECUTABLE``, or ``dbt`` beside this interpreter). This module imports only the
 standard library, so that the command starts in a few tens of milliseconds.
 
@@ -101,6 +101,8 @@ def run_on_worker(connection: socket.socket, arguments: list[str]) -> int | None
     if pid is None:
         return None
 
+    # NOTE: a SIGINT that arrives between the worker's reply and this call ends this command but
+    # not dbt, which then runs on until the resource's teardown stops the worker.
     forward_signals(NUMBER.unpack(pid)[0])
     code = read_exactly(connection, NUMBER.size)
     if code is None:

@@ -9,8 +9,8 @@ folder and stdout to the worker. The worker runs them with dbt's programmatic en
 dbt's log lines into the command's stdout. dbt still runs in a process of its own, so its memory is
 counted and limited as before, and an interrupt still stops it.
 
-The worker serves one invocation and exits. It also exits when its parent process ends, or when the
-resource's teardown finds it unused. ``WarmDbtWorker.start`` runs it as
+The worker serves one invocation and exits. It also exits when its parent process ends, and the
+resource's teardown stops a worker that served nothing. ``WarmDbtWorker.start`` runs it as
 ``python -m orchestration.dbt_worker SOCKET_PATH LISTENING_DESCRIPTOR PARENT_PID``.
 """
 
